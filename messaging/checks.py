@@ -1,0 +1,101 @@
+"""Checks made before anything reaches a driver: names, sizes, features.
+
+These are the capability checks DESIGN.md puts in the portable layer: a feature a
+backend lacks raises ``UnsupportedFeature`` at the call, a body over the limit raises
+``MessageTooLarge`` before anything is sent, and nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from messaging.capabilities import Capabilities
+from messaging.errors import ConfigurationError, MessageTooLarge, UnsupportedFeature
+
+# Kafka's legal topic characters: the narrowest of the backends, so a name that passes
+# here works unchanged on every broker (DESIGN: the same service code on every backend).
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
+
+
+def check_name(kind: str, name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"{kind} name must be a non-empty string, got {name!r}")
+    if not _NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"{kind} name {name!r} must be 1-200 characters of A-Z a-z 0-9 . _ -"
+        )
+    return name
+
+
+def check_headers(headers: Mapping[str, str] | None, caps: Capabilities) -> dict[str, str]:
+    if not headers:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError("headers must be a mapping of str to str")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str) or not name:
+            raise ConfigurationError(f"header {name!r}: names and values must be str")
+    if caps.max_headers is not None and len(headers) > caps.max_headers:
+        raise UnsupportedFeature(
+            f"{len(headers)} headers; this backend carries at most {caps.max_headers}"
+        )
+    return dict(headers)
+
+
+def message_size(body: bytes, headers: Mapping[str, str]) -> int:
+    return len(body) + sum(len(k.encode()) + len(v.encode()) for k, v in headers.items())
+
+
+def check_size(destination: str, body: bytes, headers: Mapping[str, str],
+               caps: Capabilities) -> None:
+    size = len(body) + (message_size(b"", headers) if headers else 0)
+    if size > caps.max_message_bytes:
+        raise MessageTooLarge(
+            f"message to {destination!r} is {size} bytes (body and headers); "
+            f"this backend accepts at most {caps.max_message_bytes}"
+        )
+
+
+def check_delay(delay: float | None, caps: Capabilities) -> float | None:
+    if delay is None or delay == 0:
+        return None
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        raise ConfigurationError(f"delay must be a number of seconds >= 0, got {delay!r}")
+    if caps.max_delay is None:
+        raise UnsupportedFeature("this backend cannot delay messages (max_delay is None)")
+    if delay > caps.max_delay:
+        raise UnsupportedFeature(
+            f"delay {delay} s is over this backend's max_delay of {caps.max_delay} s"
+        )
+    return float(delay)
+
+
+def check_priority(priority: int | None, caps: Capabilities) -> int | None:
+    if priority is None:
+        return None
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
+        raise ConfigurationError(f"priority must be an int >= 0, got {priority!r}")
+    if caps.priority == 0:
+        raise UnsupportedFeature("this backend has no message priority")
+    if priority >= caps.priority:
+        raise UnsupportedFeature(
+            f"priority {priority} is out of range: this backend has levels 0..{caps.priority - 1}"
+        )
+    return priority
+
+
+def check_dedup(dedup_id: str | None, caps: Capabilities) -> str | None:
+    if dedup_id is None:
+        return None
+    if not isinstance(dedup_id, str) or not dedup_id:
+        raise ConfigurationError(f"dedup_id must be a non-empty str, got {dedup_id!r}")
+    if not caps.dedup:
+        raise UnsupportedFeature("this backend does not de-duplicate by dedup_id")
+    return dedup_id
+
+
+def check_key(key: str | None) -> str | None:
+    if key is not None and not isinstance(key, str):
+        raise ConfigurationError(f"key must be a str or None, got {type(key).__name__}")
+    return key

@@ -1,0 +1,241 @@
+"""``Consumer``: receive, settle, seek, and run a worker loop.
+
+Delivery semantics
+------------------
+At-least-once. The consumer joins its group when it is created (so the group exists
+from the first ``consumer()`` call, DESIGN contract 11). Every received message is
+tracked until it is settled; ``close()`` gives every unsettled one back to the group at
+once (it is redelivered with ``attempt`` + 1) instead of letting it wait for the
+visibility timeout. ``ack()`` reaches the broker before it returns; ``ack_many`` settles
+a whole batch in one driver call.
+
+Errors
+------
+``UnsupportedFeature`` at the call for ``seek`` without ``replay``, a ``delay`` over
+``max_delay``, ``extend`` or ``visibility_timeout`` where the backend lacks them;
+``ConfigurationError`` for bad names and arguments; the driver's table otherwise. A
+closed consumer raises ``MessagingError`` on use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from messaging import checks
+from messaging.capabilities import Capabilities
+from messaging.codecs import Codec
+from messaging.dead_letter import dead_letter
+from messaging.driver import AckId, SeekTarget, Subscription, SubscriptionOptions
+from messaging.errors import (
+    ConfigurationError,
+    DestinationNotFound,
+    MessagingError,
+    UnsupportedFeature,
+)
+from messaging.guard import native_errors
+from messaging.message import Message, Settlement
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from messaging.client import Client
+    from messaging.retry import Retry
+
+log = logging.getLogger("messaging.consumer")
+
+Handler = Callable[[Message], object]
+
+
+class Consumer:
+    """A member of ``group`` on ``destination``."""
+
+    def __init__(
+        self,
+        client: Client,
+        destination: str,
+        group: str,
+        *,
+        visibility_timeout: float | None,
+        prefetch: int,
+        dead_letter: str | None,
+        codec: Codec,
+    ) -> None:
+        self.destination = checks.check_name("destination", destination)
+        self.group = checks.check_name("group", group)
+        self.dead_letter = (
+            None if dead_letter is None else checks.check_name("dead_letter", dead_letter)
+        )
+        self.codec = codec
+        self._client = client
+        self.capabilities: Capabilities = client.capabilities_for(destination)
+        self._options = SubscriptionOptions(
+            visibility_timeout=self._check_visibility(visibility_timeout),
+            prefetch=_check_prefetch(prefetch),
+        )
+        self._outstanding: dict[AckId, Message] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._subscription = self._subscribe()
+
+    # -- receiving --------------------------------------------------------------------
+    def receive(self, max_messages: int = 10, timeout: float = 1.0) -> list[Message]:
+        """Up to ``max_messages`` messages, waiting at most ``timeout`` seconds for the
+        first; [] when none came."""
+        if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
+            raise ConfigurationError(f"max_messages must be an int >= 1, got {max_messages!r}")
+        if timeout < 0:
+            raise ConfigurationError(f"timeout must be >= 0, got {timeout!r}")
+        subscription = self._live()
+        with native_errors(self._client._driver, f"receive from {self.destination!r}"):
+            deliveries = subscription.receive_batch(max_messages, timeout)
+        messages = [Message(delivery, self) for delivery in deliveries]
+        with self._lock:
+            for message in messages:
+                self._outstanding[message.delivery.ack_id] = message
+        return messages
+
+    def __iter__(self) -> Iterator[Message]:
+        """Messages forever, fetched ``prefetch`` at a time, until the consumer closes."""
+        while not self._closed:
+            yield from self.receive(self._options.prefetch, timeout=1.0)
+
+    def seek(self, target: SeekTarget | dt.datetime) -> None:
+        """Move the group to ``"beginning"``, ``"end"``, a datetime or a ``position``."""
+        if not self.capabilities.replay:
+            raise UnsupportedFeature(f"{self._client.url}: this backend has no replay/seek")
+        if not (target in ("beginning", "end") or isinstance(target, str)
+                or hasattr(target, "timestamp")):
+            raise ConfigurationError(f"cannot seek to {target!r}")
+        with native_errors(self._client._driver, f"seek {self.destination!r}"):
+            self._live().seek(target)
+
+    # -- settlement (called by Message and the worker) -----------------------------------
+    def ack_many(self, messages: Iterable[Message]) -> None:
+        """Ack many messages in one driver call (already-acked ones are skipped)."""
+        self._settle_acks([m for m in messages if m._claim(Settlement.ACKED)])
+
+    def _settle_acks(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        subscription = self._live()
+        with native_errors(self._client._driver, f"ack on {self.destination!r}"):
+            subscription.send_acks([m.delivery.ack_id for m in messages])
+        self._forget(messages)
+
+    def _settle_nacks(self, messages: Sequence[Message], delay: float | None) -> None:
+        subscription = self._live()
+        with native_errors(self._client._driver, f"nack on {self.destination!r}"):
+            subscription.send_nacks([m.delivery.ack_id for m in messages], delay)
+        self._forget(messages)
+
+    def _dead_letter(self, message: Message, reason: str, error: BaseException | None) -> None:
+        dead_letter(self, self._live(), message, destination=self.dead_letter, reason=reason,
+                    error=error)
+        self._forget([message])
+
+    def _check_delay(self, delay: float | None) -> float | None:
+        return checks.check_delay(delay, self.capabilities)
+
+    def _extend(self, message: Message, seconds: float) -> None:
+        if not self.capabilities.extend:
+            raise UnsupportedFeature("this backend cannot extend a message's visibility")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise ConfigurationError(f"extend needs seconds > 0, got {seconds!r}")
+        with native_errors(self._client._driver, f"extend on {self.destination!r}"):
+            self._live().extend([message.delivery.ack_id], float(seconds))
+
+    def _forget(self, messages: Iterable[Message]) -> None:
+        with self._lock:
+            for message in messages:
+                self._outstanding.pop(message.delivery.ack_id, None)
+
+    # -- worker loop --------------------------------------------------------------------
+    def run(
+        self,
+        handler: Handler,
+        concurrency: int = 1,
+        retry: Retry | None = None,
+        dead_letter: str | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        """Process messages until ``stop_event`` is set or SIGTERM/SIGINT arrives, then
+        finish in-flight work, give back what was not started, and close."""
+        from messaging.worker import Worker
+
+        if dead_letter is not None:
+            self.dead_letter = checks.check_name("dead_letter", dead_letter)
+        Worker(self, handler, concurrency, retry, stop_event).run()
+
+    # -- lifetime -----------------------------------------------------------------------
+    def close(self) -> None:
+        """Give back unsettled messages and leave the group. Idempotent."""
+        if self._closed:
+            return
+        with self._lock:
+            pending = [m for m in self._outstanding.values() if m._release()]
+            self._outstanding.clear()
+            self._closed = True
+        driver = self._client._driver
+        try:
+            if pending:
+                with native_errors(driver, f"release on {self.destination!r}"):
+                    self._subscription.send_nacks([m.delivery.ack_id for m in pending], None)
+        finally:
+            with native_errors(driver, f"close consumer of {self.destination!r}"):
+                self._subscription.close()
+            self._client._forget_consumer(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def as_native(self) -> object:
+        """The client library's consumer object (escape hatch)."""
+        return self._subscription.as_native()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Consumer {self.destination!r} group={self.group!r} {state} {self._client.url}>"
+
+    # -- internals ----------------------------------------------------------------------
+    def _subscribe(self) -> Subscription:
+        driver = self._client._live_driver()
+        doing = f"subscribe to {self.destination!r} as {self.group!r}"
+        try:
+            with native_errors(driver, doing):
+                return driver.subscribe(self.destination, self.group, self._options)
+        except DestinationNotFound:
+            if not self._client._auto_create:
+                raise
+            self._client.admin.create(self.destination)
+            with native_errors(driver, doing):
+                return driver.subscribe(self.destination, self.group, self._options)
+
+    def _live(self) -> Subscription:
+        if self._closed:
+            raise MessagingError(f"consumer of {self.destination!r} is closed")
+        return self._subscription
+
+    def _check_visibility(self, seconds: float | None) -> float | None:
+        if seconds is None:
+            return None
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+            raise ConfigurationError(f"visibility_timeout must be > 0, got {seconds!r}")
+        if not self.capabilities.visibility_timeout:
+            raise UnsupportedFeature("this backend has no per-consumer visibility timeout")
+        return float(seconds)
+
+
+def _check_prefetch(prefetch: int) -> int:
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+        raise ConfigurationError(f"prefetch must be an int >= 1, got {prefetch!r}")
+    return prefetch

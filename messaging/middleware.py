@@ -1,0 +1,82 @@
+"""Handler-wrapping middleware: the policy that settles a message after its handler.
+
+Each piece is a function from handler to handler (Watermill's ``router/middleware``),
+so the worker composes them and a user can add their own around the innermost call.
+
+* :func:`settle` acks a message whose handler returned without settling it.
+* :func:`retry_or_dead_letter` turns a handler exception into a delayed redelivery
+  (``nack(delay=backoff)``) while attempts remain, and into a dead letter once
+  ``Retry.max_attempts`` deliveries have failed. A message that arrives already past
+  its attempts (its handler killed the process last time) is dead-lettered without
+  running the handler again. A body that cannot be decoded is dead-lettered at once:
+  retrying cannot fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from messaging.errors import SerializationError
+from messaging.message import Message, Settlement
+from messaging.retry import Retry
+
+log = logging.getLogger("messaging.worker")
+
+Handler = Callable[[Message], object]
+
+
+def settle(handler: Handler) -> Handler:
+    def settled(message: Message) -> object:
+        result = handler(message)
+        if message.settlement is Settlement.PENDING:
+            message.ack()
+        return result
+
+    return settled
+
+
+def retry_or_dead_letter(handler: Handler, policy: Retry, max_delay: float | None,
+                         stopping: threading.Event) -> Handler:
+    """``max_delay`` is the backend's; without broker-side delay the backoff is waited
+    out in the worker thread (it holds a slot: that is the backpressure), interrupted by
+    a stop."""
+
+    def guarded(message: Message) -> object:
+        consumer = message._consumer
+        if message.attempt > policy.max_attempts:
+            consumer._dead_letter(message, "max_attempts", None)
+            return None
+        try:
+            return handler(message)
+        except Exception as error:
+            if message.settlement is not Settlement.PENDING:
+                log.exception("handler failed after settling message %s", message.id)
+                return None
+            if isinstance(error, SerializationError):
+                consumer._dead_letter(message, "undecodable", error)
+            elif policy.exhausted(message.attempt) and consumer.dead_letter is not None:
+                consumer._dead_letter(message, "max_attempts", error)
+            else:
+                _redeliver_later(message, policy, max_delay, stopping, error)
+            return None
+
+    return guarded
+
+
+def _redeliver_later(message: Message, policy: Retry, max_delay: float | None,
+                     stopping: threading.Event, error: Exception) -> None:
+    wait = policy.delay_after(message.attempt)
+    if policy.exhausted(message.attempt):
+        # No dead-letter destination: keep the message rather than lose it.
+        log.error("message %s failed %d attempts and has no dead_letter destination; "
+                  "redelivering after %.1f s: %r", message.id, message.attempt, wait, error)
+    else:
+        log.warning("message %s attempt %d failed, retry in %.1f s: %r",
+                    message.id, message.attempt, wait, error)
+    if max_delay is None:
+        stopping.wait(wait)
+        message.nack(requeue=True)
+    else:
+        message.nack(requeue=True, delay=min(wait, max_delay) or None)

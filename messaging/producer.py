@@ -1,0 +1,163 @@
+"""``Producer``: encode, check, batch and send.
+
+Delivery semantics
+------------------
+``send`` returns only after the broker confirmed the message, and ``send_many`` only
+after it confirmed every message; both raise otherwise. Nothing is sent when a check
+fails: every message of a ``send_many`` call is encoded and checked before the first
+byte leaves. ``send_many`` hands the driver batches of up to ``capabilities.max_batch``
+messages, which the driver keeps in flight together.
+
+Errors
+------
+``SerializationError`` (value not encodable), ``MessageTooLarge``, ``UnsupportedFeature``
+(delay, priority, dedup or headers the backend lacks), ``ConfigurationError`` (bad
+name or argument) before sending; ``ConnectionFailed``, ``DestinationNotFound`` and the
+rest of the driver's table while sending. When some messages of a batch failed, the
+error raised is the first failure's, with ``error.sent`` (ids of those that were
+confirmed, by index) and ``error.failed`` (index to error) attached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from messaging import checks
+from messaging.capabilities import Capabilities
+from messaging.codecs import CONTENT_TYPE, Codec
+from messaging.driver import Driver, OutgoingMessage, SendResult
+from messaging.errors import DestinationNotFound, MessagingError
+from messaging.guard import native_errors, translated
+
+if TYPE_CHECKING:
+    from messaging.client import Client
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One message for ``send_many`` when messages differ in key, headers or options."""
+
+    value: object
+    key: str | None = None
+    headers: Mapping[str, str] | None = None
+    delay: float | None = None
+    priority: int | None = None
+    dedup_id: str | None = None
+
+
+class Producer:
+    """Sends messages. Safe to share between threads."""
+
+    def __init__(self, client: Client, codec: Codec) -> None:
+        self._client = client
+        self.codec = codec
+
+    def send(
+        self,
+        destination: str,
+        value: object,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        delay: float | None = None,
+        priority: int | None = None,
+        dedup_id: str | None = None,
+    ) -> str:
+        """Send one message; return the broker's id for it once confirmed."""
+        record = Record(value, key, headers, delay, priority, dedup_id)
+        return self.send_many(destination, [record])[0]
+
+    def send_many(
+        self,
+        destination: str,
+        values: Iterable[object],
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Send many messages (values, or :class:`Record` for per-message options).
+
+        ``key`` and ``headers`` apply to plain values; a Record carries its own.
+        """
+        checks.check_name("destination", destination)
+        caps = self._client.capabilities_for(destination)
+        outgoing = [
+            self._prepare(destination, item if isinstance(item, Record)
+                          else Record(item, key, headers), caps)
+            for item in values
+        ]
+        ids: list[str] = []
+        for start in range(0, len(outgoing), caps.max_batch):
+            ids.extend(self._send_batch(destination, outgoing[start:start + caps.max_batch],
+                                        offset=start))
+        return ids
+
+    def flush(self) -> None:
+        """Wait until everything sent is confirmed. ``send`` and ``send_many`` already
+        return only after confirmation, so nothing is ever pending here; the method
+        exists so code written for buffering clients (confluent-kafka) ports unchanged."""
+        self._client._check_open()
+
+    def close(self) -> None:
+        """Nothing to release: the connection belongs to the client."""
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------
+    def _prepare(self, destination: str, record: Record, caps: Capabilities
+                 ) -> OutgoingMessage:
+        body, content_type = self.codec.encode(record.value)
+        headers = checks.check_headers(record.headers, caps)
+        if content_type is not None and CONTENT_TYPE not in headers:
+            headers[CONTENT_TYPE] = content_type
+        checks.check_headers(headers, caps)
+        checks.check_size(destination, body, headers, caps)
+        return OutgoingMessage(
+            body=body,
+            key=checks.check_key(record.key),
+            headers=headers,
+            delay=checks.check_delay(record.delay, caps),
+            priority=checks.check_priority(record.priority, caps),
+            dedup_id=checks.check_dedup(record.dedup_id, caps),
+        )
+
+    def _send_batch(self, destination: str, batch: Sequence[OutgoingMessage], offset: int
+                    ) -> list[str]:
+        driver = self._client._live_driver()
+        doing = f"send to {destination!r}"
+        try:
+            with native_errors(driver, doing):
+                results = driver.send_batch(destination, batch)
+        except DestinationNotFound:
+            if not self._client._auto_create:
+                raise
+            self._client.admin.create(destination)
+            with native_errors(driver, doing):
+                results = driver.send_batch(destination, batch)
+        return _ids_or_raise(driver, results, offset, doing)
+
+
+def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int, doing: str
+                  ) -> list[str]:
+    failed: dict[int, MessagingError] = {}
+    sent: dict[int, str] = {}
+    for index, result in enumerate(results, start=offset):
+        if isinstance(result, BaseException):
+            error = translated(driver, result, doing)
+            if error is not result:
+                error.__cause__ = result
+            failed[index] = error
+        else:
+            sent[index] = str(result)
+    if failed:
+        first = failed[min(failed)]
+        first.sent = sent  # type: ignore[attr-defined]
+        first.failed = failed  # type: ignore[attr-defined]
+        raise first
+    return [sent[i] for i in sorted(sent)]

@@ -1,0 +1,47 @@
+"""``Retry``: how many deliveries a message gets and how long to wait between them.
+
+The attempt number comes from the message (``Message.attempt``, counted by the broker or
+carried in headers by the adapter), not from a counter in this process, so a retry
+policy holds across worker restarts and across processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+from messaging.errors import ConfigurationError
+
+
+@dataclasses.dataclass(frozen=True)
+class Retry:
+    """Retry a failed message up to ``max_attempts`` deliveries in all.
+
+    The wait after failed attempt ``n`` is ``backoff * multiplier ** (n - 1)``, capped at
+    ``max_backoff``, with up to ``jitter`` (a fraction) added at random so that a burst of
+    failures does not come back as a burst.
+    """
+
+    max_attempts: int = 5
+    backoff: float = 1.0
+    multiplier: float = 2.0
+    max_backoff: float = 300.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
+                or self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        for name in ("backoff", "max_backoff", "jitter"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must be >= 0")
+        if self.multiplier < 1:
+            raise ConfigurationError("multiplier must be >= 1")
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait before the delivery that follows failed ``attempt``."""
+        base = min(self.max_backoff, self.backoff * self.multiplier ** max(0, attempt - 1))
+        return base * (1 + self.jitter * random.random())
+
+    def exhausted(self, attempt: int) -> bool:
+        return attempt >= self.max_attempts
