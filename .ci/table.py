@@ -13,7 +13,9 @@ import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 
-_RUNNER = re.compile(r"tests[./](?:contracts[./]test_(\w+)|adapters[./]test_messaging_(\w+)_contract)")
+_RUNNER = re.compile(
+    r"tests[./](?:contracts[./]test_(\w+)|adapters[./]test_messaging_(\w+)_contract)"
+)
 
 
 def outcome(case: ET.Element) -> str:

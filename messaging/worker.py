@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from messaging import middleware
-from messaging.errors import ConfigurationError
+from messaging.errors import ConfigurationError, ConnectionFailed
 from messaging.message import Message, Settlement
 from messaging.retry import Retry
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("messaging.worker")
 
 _POLL = 0.5  # seconds a receive waits before the loop looks at the stop flag again
+_MAX_OUTAGE_WAIT = 30.0
 
 
 class Worker:
@@ -55,6 +56,7 @@ class Worker:
         self._lanes_lock = threading.Lock()
         self._idle = threading.Condition()
         self._running = 0
+        self._outage = 0.0
 
     def run(self) -> None:
         with self._signals(), ThreadPoolExecutor(
@@ -73,11 +75,24 @@ class Worker:
             free = 1
             while free < self.concurrency and self._free.acquire(blocking=False):
                 free += 1
-            batch = self.consumer.receive(free, timeout=_POLL)
+            batch = self._receive(free)
             for _ in range(free - len(batch)):
                 self._free.release()
             for message in batch:
                 self._dispatch(pool, message)
+
+    def _receive(self, count: int) -> list[Message]:
+        """A lost connection pauses the loop instead of ending it: the broker comes back
+        and the worker carries on (unsettled messages are redelivered meanwhile)."""
+        try:
+            batch = self.consumer.receive(count, timeout=_POLL)
+        except ConnectionFailed as error:
+            self._outage = min(_MAX_OUTAGE_WAIT, max(_POLL, self._outage * 2))
+            log.warning("receive failed, retrying in %.1f s: %s", self._outage, error)
+            self.stop.wait(self._outage)
+            return []
+        self._outage = 0.0
+        return batch
 
     def _dispatch(self, pool: ThreadPoolExecutor, message: Message) -> None:
         key = message.key

@@ -1,0 +1,140 @@
+"""Bad input is part of the contract too: it is refused at the call with the documented
+error, and nothing is sent or settled.
+
+* an unknown option (keyword or URL query) -> ``ConfigurationError``, before connecting;
+* an empty or illegal destination or group name -> ``ConfigurationError``;
+* a value the codec cannot encode -> ``SerializationError``, nothing of the batch sent;
+* a ``nack`` delay over ``max_delay`` (any delay where there is none) ->
+  ``UnsupportedFeature``, and the message stays unsettled;
+* headers that are not str -> str, an unknown ``admin.create`` option, and nonsense
+  receive arguments -> ``ConfigurationError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import messaging
+from messaging_contracts.helpers import (
+    MakeConsumer,
+    MakeGroup,
+    Timing,
+    assert_quiet,
+    receive_one,
+)
+
+pytestmark = pytest.mark.messaging_contract("bad-input")
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def test_unknown_option_is_refused_before_connecting(
+    *, messaging_url: str, messaging_connect_options: dict[str, Any],
+) -> None:
+    with pytest.raises(messaging.ConfigurationError, match="no_such_option"):
+        messaging.connect(messaging_url, no_such_option=1, **messaging_connect_options)
+    with pytest.raises(messaging.ConfigurationError, match="no_such_option"):
+        messaging.connect(_with_query(messaging_url, "no_such_option=1"),
+                          **messaging_connect_options)
+
+
+@pytest.mark.parametrize("name", ["", "has space", "slash/name", "x" * 250],
+                         ids=["empty", "space", "slash", "too-long"])
+def test_bad_names_are_refused(
+    *, name: str, messaging_client: messaging.Client, messaging_destination: str,
+) -> None:
+    producer = messaging_client.producer()
+    with pytest.raises(messaging.ConfigurationError):
+        producer.send(name, b"x")
+    with pytest.raises(messaging.ConfigurationError):
+        producer.send_many(name, [b"x"])
+    with pytest.raises(messaging.ConfigurationError):
+        messaging_client.consumer(name, "g")
+    with pytest.raises(messaging.ConfigurationError):
+        messaging_client.consumer(messaging_destination, name)
+    with pytest.raises(messaging.ConfigurationError):
+        messaging_client.admin.create(name)
+    with pytest.raises(messaging.ConfigurationError):
+        messaging_client.admin.depth(messaging_destination, name)
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, float("nan"), {"when": object()}],
+                         ids=["object", "set", "nan", "nested-object"])
+def test_unserialisable_value_sends_nothing(
+    *, value: object, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    destination, group = messaging_destination, messaging_group()
+    consumer = messaging_consumer(destination, group)
+    producer = messaging_client.producer()
+
+    with pytest.raises(messaging.SerializationError):
+        producer.send(destination, value)
+    with pytest.raises(messaging.SerializationError):
+        producer.send_many(destination, [b"fine", value, b"also fine"])
+
+    assert messaging_client.admin.depth(destination, group) == 0, "part of a refused batch sent"
+    assert_quiet(consumer, messaging_timing.quiet, "after only refused sends")
+
+
+def test_nack_delay_over_max_delay_is_refused(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    destination, group = messaging_destination, messaging_group()
+    consumer = messaging_consumer(destination, group)
+    max_delay = messaging_client.capabilities_for(destination).max_delay
+    too_long = 1.0 if max_delay is None else max_delay + 1.0
+    producer = messaging_client.producer()
+    with pytest.raises(messaging.UnsupportedFeature):
+        producer.send(destination, b"later", delay=too_long)
+    assert messaging_client.admin.depth(destination, group) == 0, "a refused send sent"
+
+    producer.send(destination, b"retry")
+    message = receive_one(consumer, messaging_timing.deliver)
+    with pytest.raises(messaging.UnsupportedFeature):
+        message.nack(requeue=True, delay=too_long)
+    with pytest.raises(messaging.ConfigurationError):
+        message.nack(requeue=True, delay=-1.0)
+
+    message.ack()  # still unsettled: the refused nacks did nothing
+    assert messaging_client.admin.depth(destination, group) == 0
+    assert_quiet(consumer, messaging_timing.quiet, "after the ack")
+
+
+def test_headers_must_be_str_to_str(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer,
+) -> None:
+    destination, group = messaging_destination, messaging_group()
+    messaging_consumer(destination, group)
+    producer = messaging_client.producer()
+    for headers in ({"count": 1}, {"raw": b"bytes"}, {"": "empty name"}):
+        with pytest.raises(messaging.ConfigurationError):
+            producer.send(destination, b"x", headers=headers)  # type: ignore[arg-type]
+    with pytest.raises(messaging.ConfigurationError):
+        producer.send(destination, b"x", key=42)  # type: ignore[arg-type]
+    assert messaging_client.admin.depth(destination, group) == 0, "a refused send sent"
+
+
+def test_unknown_create_option_is_refused(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+) -> None:
+    with pytest.raises(messaging.ConfigurationError, match="no_such_option"):
+        messaging_client.admin.create(messaging_destination, no_such_option=True)
+    with pytest.raises(messaging.ConfigurationError):
+        messaging_client.admin.create(messaging_destination, partitions=0)
+
+
+def test_nonsense_receive_arguments_are_refused(
+    *, messaging_destination: str, messaging_group: MakeGroup, messaging_consumer: MakeConsumer,
+) -> None:
+    consumer = messaging_consumer(messaging_destination, messaging_group())
+    with pytest.raises(messaging.ConfigurationError):
+        consumer.receive(max_messages=0)
+    with pytest.raises(messaging.ConfigurationError):
+        consumer.receive(max_messages=1, timeout=-1.0)

@@ -1,0 +1,147 @@
+"""Contract 11, group lifetime: a group exists from its first ``consumer()`` call, or
+earlier when declared with ``admin.create(dest, groups=[...])``; it receives every message
+sent after it exists (a worker that starts late still finds the backlog of a declared
+group). Messages sent before a group existed reach it only where ``replay`` holds,
+through ``seek``.
+
+Also here: ``admin.create`` is idempotent and keeps what is queued, ``admin.delete`` of a
+missing destination is no error, and ``depth`` counts ready, in-flight and delayed
+messages not yet acked by the group.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import messaging
+from messaging_contracts.helpers import (
+    ExpectUnsupported,
+    MakeConsumer,
+    MakeDestination,
+    MakeGroup,
+    Timing,
+    assert_quiet,
+    bodies,
+    describe,
+    receive_until,
+    unique_name,
+)
+
+pytestmark = pytest.mark.messaging_contract("group-lifetime")
+
+
+def test_declared_group_finds_its_backlog(
+    *, messaging_client: messaging.Client, messaging_make_destination: MakeDestination,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    group = messaging_group()
+    destination = messaging_make_destination(groups=[group])
+    sent = [f"backlog-{i}".encode() for i in range(5)]
+    messaging_client.producer().send_many(destination, sent)
+    assert messaging_client.admin.depth(destination, group) == len(sent)
+
+    late_worker = messaging_consumer(destination, group)
+    got = receive_until(late_worker, len(sent), messaging_timing.deliver, ack=True)
+
+    assert sorted(bodies(got)) == sorted(sent), describe(got)
+    assert {m.attempt for m in got} == {1}
+    assert messaging_client.admin.depth(destination, group) == 0
+
+
+def test_group_exists_from_its_first_consumer(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    destination, group = messaging_destination, messaging_group()
+    messaging_consumer(destination, group).close()  # joined once, then gone
+    sent = [b"while-away-1", b"while-away-2", b"while-away-3"]
+    messaging_client.producer().send_many(destination, sent)
+    assert messaging_client.admin.depth(destination, group) == len(sent)
+
+    returning = messaging_consumer(destination, group)
+    got = receive_until(returning, len(sent), messaging_timing.deliver, ack=True)
+
+    assert sorted(bodies(got)) == sorted(sent), describe(got)
+    assert messaging_client.admin.depth(destination, group) == 0
+
+
+def test_new_group_misses_earlier_messages_unless_it_seeks(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+    messaging_expect_unsupported: ExpectUnsupported,
+) -> None:
+    destination = messaging_destination
+    caps = messaging_client.capabilities_for(destination)
+    early, late = messaging_group(), messaging_group()
+    messaging_consumer(destination, early)
+    producer = messaging_client.producer()
+    producer.send_many(destination, [b"before-1", b"before-2", b"before-3"], key="k")
+    if not caps.fan_out:
+        with messaging_expect_unsupported("fan_out"):
+            messaging_client.consumer(destination, late)
+        return
+
+    newcomer = messaging_consumer(destination, late)
+    assert messaging_client.admin.depth(destination, late) == 0
+    assert_quiet(newcomer, messaging_timing.quiet, "sent before the group existed")
+    producer.send(destination, b"after", key="k")
+    got = receive_until(newcomer, 1, messaging_timing.deliver, ack=True)
+    assert bodies(got) == [b"after"]
+    assert_quiet(newcomer, messaging_timing.quiet, "beyond the one sent after it existed")
+    assert messaging_client.admin.depth(destination, early) == 4
+
+    if caps.replay:
+        newcomer.seek("beginning")
+        again = receive_until(newcomer, 4, messaging_timing.deliver, ack=True)
+        assert sorted(bodies(again)) == [b"after", b"before-1", b"before-2", b"before-3"]
+
+
+def test_create_is_idempotent_and_keeps_messages(
+    *, messaging_client: messaging.Client, messaging_group: MakeGroup,
+    messaging_make_destination: MakeDestination, messaging_consumer: MakeConsumer,
+    messaging_timing: Timing,
+) -> None:
+    group = messaging_group()
+    destination = messaging_make_destination(groups=[group])
+    messaging_client.producer().send_many(destination, [b"kept-1", b"kept-2"])
+
+    messaging_client.admin.create(destination)
+    messaging_client.admin.create(destination, groups=[group])
+
+    assert messaging_client.admin.depth(destination, group) == 2
+    got = receive_until(messaging_consumer(destination, group), 2, messaging_timing.deliver,
+                        ack=True)
+    assert sorted(bodies(got)) == [b"kept-1", b"kept-2"]
+
+
+def test_delete_is_idempotent(messaging_client: messaging.Client) -> None:
+    name = unique_name("mc-deleted")
+    messaging_client.admin.create(name)
+    messaging_client.admin.delete(name)
+    messaging_client.admin.delete(name)
+    messaging_client.admin.delete(unique_name("mc-never-created"))
+
+
+def test_depth_counts_everything_not_yet_acked(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    destination, group = messaging_destination, messaging_group()
+    consumer = messaging_consumer(destination, group)
+    caps = messaging_client.capabilities_for(destination)
+    producer = messaging_client.producer()
+    producer.send_many(destination, [b"a", b"b", b"c"])
+    delayed = 0
+    if caps.max_delay is not None:
+        producer.send(destination, b"delayed", delay=min(30.0, caps.max_delay))
+        delayed = 1
+    admin = messaging_client.admin
+    assert admin.depth(destination, group) == 3 + delayed
+
+    got = receive_until(consumer, 3, messaging_timing.deliver)
+    assert sorted(bodies(got)) == [b"a", b"b", b"c"]
+    assert admin.depth(destination, group) == 3 + delayed, "in-flight messages must count"
+    got[0].ack()
+    assert admin.depth(destination, group) == 2 + delayed
+    consumer.ack_many(got[1:])
+    assert admin.depth(destination, group) == delayed

@@ -1,0 +1,65 @@
+"""Smoke tests of ``python -m bench``: it runs and prints its table. Never a speed assert."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import harness
+from bench.__main__ import main as bench_main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESSAGING_")}
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_reference_prints_the_table_with_ratios_and_targets() -> None:
+    result = _run("reference", "--messages", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("backend"))
+    assert header.split()[-1] == "ratio"
+    for backend in ("memory://", "sqlite://"):
+        for batch in (1, 100):
+            for metric in harness.METRICS:
+                assert re.search(
+                    rf"^{re.escape(backend)}\s+{batch}\s+{re.escape(metric)}\s+[\d,]+\s+"
+                    r"[\d,]+\s+[\d,]+\s+\d+\.\d{3}$", result.stdout, re.M,
+                ), f"no {backend} batch {batch} {metric} row:\n{result.stdout}"
+    assert re.search(r"memory:// end-to-end at batch 100 >= 100,000 msg/s: [\d,]+\s+"
+                     r"(met|NOT MET)", result.stdout)
+    assert re.search(r"sqlite:// end-to-end at batch 100 >= 10,000 msg/s: [\d,]+\s+"
+                     r"(met|NOT MET)", result.stdout)
+
+
+def test_unknown_benchmark_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_main(["nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark 'nosuch'" in err
+    assert "reference" in err
+
+
+def test_helpers_are_not_benchmarks_and_help_lists_benchmarks(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert "reference" in harness.known_benchmarks()
+    assert "harness" not in harness.known_benchmarks()
+    assert bench_main(["--help"]) == 0
+    assert "reference" in capsys.readouterr().out
+    assert bench_main([]) == 2
+
+
+def test_unknown_benchmark_as_a_subprocess() -> None:
+    result = _run("nosuch")
+    assert result.returncode == 2
+    assert "known: " in result.stderr
+    assert "reference" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,128 @@
+"""Portable settlement bookkeeping and bad input, on the reference engine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import messaging
+
+
+@pytest.fixture
+def client() -> Iterator[messaging.Client]:
+    with messaging.connect(f"memory://{uuid.uuid4().hex}") as client:
+        yield client
+
+
+def test_double_ack_is_a_no_op_and_conflicting_settlement_raises(client: messaging.Client) -> None:
+    client.admin.create("orders", groups=["default", "g"])
+    client.producer().send("orders", b"x")
+    with client.consumer("orders") as consumer:
+        (message,) = consumer.receive(1, timeout=1)
+        message.ack()
+        message.ack()
+        with pytest.raises(messaging.AlreadySettled):
+            message.nack()
+        assert client.admin.depth("orders") == 0
+
+
+def test_close_gives_back_unsettled_messages_with_attempt_plus_one(client: messaging.Client
+                                                                  ) -> None:
+    client.admin.create("orders", groups=["default", "g"])
+    client.producer().send_many("orders", [b"a", b"b"])
+    first = client.consumer("orders", group="g")
+    got = first.receive(2, timeout=1)
+    assert [m.attempt for m in got] == [1, 1]
+    got[0].ack()
+    first.close()
+    with client.consumer("orders", group="g") as second:
+        again = second.receive(10, timeout=1)
+    assert [(m.body, m.attempt) for m in again] == [(b"b", 2)]
+
+
+def test_settling_after_close_raises(client: messaging.Client) -> None:
+    client.admin.create("orders", groups=["default", "g"])
+    client.producer().send("orders", b"x")
+    consumer = client.consumer("orders")
+    (message,) = consumer.receive(1, timeout=1)
+    consumer.close()
+    with pytest.raises(messaging.AlreadySettled):
+        message.ack()
+
+
+def test_ack_many_settles_a_batch(client: messaging.Client) -> None:
+    client.admin.create("orders", groups=["default", "g"])
+    client.producer().send_many("orders", [str(i) for i in range(50)])
+    with client.consumer("orders") as consumer:
+        batch = consumer.receive(50, timeout=1)
+        consumer.ack_many(batch)
+        assert client.admin.depth("orders") == 0
+        assert [m.value for m in batch] == [str(i) for i in range(50)]
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda c: c.producer().send("", b"x"), messaging.ConfigurationError),
+        (lambda c: c.producer().send("has space", b"x"), messaging.ConfigurationError),
+        (lambda c: c.producer().send("q", object()), messaging.SerializationError),
+        (lambda c: c.producer().send("q", b"x" * (c.capabilities.max_message_bytes + 1)),
+         messaging.MessageTooLarge),
+        (lambda c: c.producer().send("q", b"x", headers={"a": 1}), messaging.ConfigurationError),
+        (lambda c: c.producer().send("q", b"x", priority=10_000), messaging.UnsupportedFeature),
+        (lambda c: c.consumer("q", prefetch=0), messaging.ConfigurationError),
+    ],
+)
+def test_bad_input_raises_typed_errors_and_sends_nothing(client: messaging.Client, call: object,
+                                                         error: type[Exception]) -> None:
+    client.admin.create("q", groups=["default"])
+    with pytest.raises(error):
+        call(client)  # type: ignore[operator]
+    assert client.admin.depth("q", "default") == 0
+
+
+def test_send_many_checks_every_message_before_sending_any(client: messaging.Client) -> None:
+    client.admin.create("q", groups=["default"])
+    with pytest.raises(messaging.SerializationError):
+        client.producer().send_many("q", [b"ok", b"fine", object()])
+    assert client.admin.depth("q", "default") == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "error"),
+    [
+        ("nosuch://x", {}, messaging.ConfigurationError),
+        ("memory", {}, messaging.ConfigurationError),
+        ("memory://", {"no_such_option": 1}, messaging.ConfigurationError),
+        ("memory://", {"connect_timeout": "soon"}, messaging.ConfigurationError),
+    ],
+)
+def test_bad_connect_input(url: str, options: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        messaging.connect(url, **options)
+
+
+def test_repr_and_errors_never_show_the_password() -> None:
+    with pytest.raises(messaging.ConfigurationError) as caught:
+        messaging.connect("nosuch://user:hunter2@host:1/")
+    assert "hunter2" not in str(caught.value)
+    with messaging.connect("memory://") as client:
+        assert "memory://" in repr(client)
+
+
+def test_dead_letter_on_reject_keeps_body_headers_and_reason(client: messaging.Client) -> None:
+    client.admin.create("dlq", groups=["ops"])
+    client.admin.create("orders", groups=["default", "g"])
+    client.producer().send("orders", {"id": 1}, key="k", headers={"trace": "t1"})
+    with client.consumer("orders", dead_letter="dlq") as consumer:
+        (message,) = consumer.receive(1, timeout=1)
+        message.nack(requeue=False)
+    with client.consumer("dlq", group="ops") as ops:
+        (letter,) = ops.receive(1, timeout=1)
+    assert letter.value == {"id": 1}
+    assert letter.key == "k"
+    assert letter.headers["trace"] == "t1"
+    assert letter.headers["x-dead-letter-reason"] == "rejected"
+    assert letter.headers["x-original-destination"] == "orders"

@@ -1,0 +1,144 @@
+"""The examples run to completion on ``memory://`` and ``sqlite://`` (backend from
+``$MESSAGING_URL``, as a user runs them), and take their fallback paths where a backend
+lacks a feature."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import messaging
+from messaging.client import Client
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+# example -> text its output must contain when it succeeded
+EXPECTED = {
+    "order_workers.py": "dead-lettered [7, 14] (expected [7, 14]), 0 left in the queue",
+    "activity_stream.py": "analytics (replayed from the beginning)",
+    "delayed_retry_sms.py": "delivered 10 of 10",
+    "priority_alerts.py": "ok: every alert came before the notifications",
+}
+
+
+def _env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESSAGING_")}
+    return {**env, "MESSAGING_URL": url, "PYTHONUNBUFFERED": "1"}
+
+
+def _url(backend: str, tmp_path: Path) -> str:
+    return "memory://" if backend == "memory" else f"sqlite:///{tmp_path / 'example.db'}"
+
+
+def test_every_example_is_covered() -> None:
+    assert {path.name for path in EXAMPLES.glob("*.py")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_example_runs_to_completion(example: str, backend: str, tmp_path: Path) -> None:
+    url = _url(backend, tmp_path)
+    result = subprocess.run([sys.executable, str(EXAMPLES / example)], cwd=tmp_path,
+                            env=_env(url), capture_output=True, text=True, timeout=120,
+                            check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert f"backend: {url}" in result.stdout
+    assert EXPECTED[example] in result.stdout, output
+    assert "Traceback" not in result.stderr
+
+
+def test_examples_have_a_docstring_saying_how_to_run_them() -> None:
+    for path in EXAMPLES.glob("*.py"):
+        text = path.read_text()
+        assert text.startswith('"""'), path.name
+        assert f"python examples/{path.name}" in text, path.name
+        assert "MESSAGING_URL" in text, path.name
+
+
+def test_order_workers_run_as_separate_processes(tmp_path: Path) -> None:
+    """The worker role runs until SIGTERM; the producer is another process."""
+    url = f"sqlite:///{tmp_path / 'orders.db'}"
+    script = str(EXAMPLES / "order_workers.py")
+    worker = subprocess.Popen([sys.executable, script, "worker"], cwd=tmp_path, env=_env(url),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        produced = subprocess.run([sys.executable, script, "produce", "--orders", "8"],
+                                  cwd=tmp_path, env=_env(url), capture_output=True, text=True,
+                                  timeout=60, check=False)
+        assert produced.returncode == 0, produced.stderr
+        with messaging.connect(url) as client:
+            deadline = time.monotonic() + 60
+            while client.admin.depth("orders", "order-workers") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert client.admin.depth("orders", "order-workers") == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert out.count("charged") == 7, out  # order 7 is the poison one
+    letters = subprocess.run([sys.executable, script, "dead-letters"], cwd=tmp_path,
+                             env=_env(url), capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert "dead letter: order 7 after 3 attempts, reason max_attempts" in letters.stdout
+
+
+# -- fallback paths, in process, with a capability switched off ----------------------------
+def _without(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
+    """Make the engine claim less than it has, as a backend without the feature would."""
+    original_for = Client.capabilities_for
+    original: property = Client.__dict__["capabilities"]
+
+    def capabilities_for(self: Client, destination: str) -> messaging.Capabilities:
+        return original_for(self, destination).replace(**changes)
+
+    def capabilities(self: Client) -> messaging.Capabilities:
+        caps: messaging.Capabilities = original.__get__(self, Client)
+        return caps.replace(**changes)
+
+    monkeypatch.setattr(Client, "capabilities_for", capabilities_for)
+    monkeypatch.setattr(Client, "capabilities", property(capabilities))
+
+
+def _run_example(name: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setenv("MESSAGING_URL", f"memory://example-{uuid.uuid4().hex}")
+    monkeypatch.setattr(sys, "argv", [name])
+    main: Callable[[], int] = runpy.run_path(str(EXAMPLES / name), run_name="example")["main"]
+    return main()
+
+
+def test_activity_stream_says_so_without_replay(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    _without(monkeypatch, replay=False)
+    assert _run_example("activity_stream.py", monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "capabilities.replay is False" in out
+    assert "replayed" not in out
+
+
+def test_priority_alerts_use_a_separate_destination_without_priorities(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _without(monkeypatch, priority=0)
+    assert _run_example("priority_alerts.py", monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "no priorities here" in out
+    assert "ok: every alert came before the notifications" in out
+
+
+def test_sms_retries_through_the_worker_backoff_without_delay(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _without(monkeypatch, max_delay=None)
+    assert _run_example("delayed_retry_sms.py", monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "scheduled a reminder" not in out
+    assert "delivered 9 of 9" in out
