@@ -45,7 +45,9 @@ def driver_class(scheme: str) -> type[Driver]:
         )
     try:
         loaded = entry.load()
-    except ImportError as error:
+    except (ImportError, AttributeError) as error:
+        # ImportError: the client library is missing; AttributeError: the adapter
+        # package is installed but does not (yet) provide the class its entry point names.
         extra = _EXTRA_FOR_SCHEME.get(scheme, scheme)
         raise ConfigurationError(
             f"the {scheme!r} adapter needs its client library: "
