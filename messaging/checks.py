@@ -36,11 +36,15 @@ def check_headers(headers: Mapping[str, str] | None, caps: Capabilities) -> dict
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str) or not name:
             raise ConfigurationError(f"header {name!r}: names and values must be str")
+    check_header_count(headers, caps)
+    return dict(headers)
+
+
+def check_header_count(headers: Mapping[str, str], caps: Capabilities) -> None:
     if caps.max_headers is not None and len(headers) > caps.max_headers:
         raise UnsupportedFeature(
             f"{len(headers)} headers; this backend carries at most {caps.max_headers}"
         )
-    return dict(headers)
 
 
 def message_size(body: bytes, headers: Mapping[str, str]) -> int:
