@@ -7,6 +7,9 @@ Delivery semantics
   instead of filling memory (backpressure).
 * One key in order, different keys in parallel: messages with the same key are handed
   to one lane and run one after another in arrival order; keyless messages run freely.
+  When a message is given back for a retry, the later messages of its key that the
+  worker holds are given back too, so the retry is not overtaken (they are redelivered
+  after it, with their ``attempt`` one higher).
 * Graceful stop (``stop_event``, SIGTERM or SIGINT): no new messages are taken, running
   handlers finish and are settled, and messages received but not started are given back
   unacked (redelivered later). Then the consumer closes.
@@ -124,10 +127,19 @@ class Worker:
         if message.key is not None:
             with self._lanes_lock:
                 lane = self._lanes[message.key]
+                if lane and message.settlement is Settlement.NACKED:
+                    # Its retry must not be overtaken by later messages of its key: give
+                    # them back too, so the broker redelivers the key in order.
+                    given_back = list(lane)
+                    lane.clear()
+                else:
+                    given_back = []
                 if lane:
                     follower = lane.popleft()
                 else:
                     del self._lanes[message.key]
+            for later in given_back:
+                later.nack(requeue=True)
         if follower is not None:
             pool.submit(self._process, pool, follower)  # keeps the slot and the count
             return

@@ -198,3 +198,25 @@ def test_two_processes_exchange_10000_messages_over_sqlite_with_a_sigkill(tmp_pa
     assert processed == set(range(total))
     with messaging.connect(f"sqlite:///{db}") as client:
         assert client.admin.depth("work", "workers") == 0
+
+
+def test_a_retried_message_is_not_overtaken_by_later_messages_of_its_key(
+        client: messaging.Client) -> None:
+    client.admin.create("events", groups=["default"])
+    client.producer().send_many("events", [messaging.Record(i, key="k") for i in range(5)])
+    done: list[int] = []
+    failed_once: set[int] = set()
+    stop = threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        value = int(message.value)  # type: ignore[call-overload]
+        if value == 1 and value not in failed_once:
+            failed_once.add(value)
+            raise RuntimeError("transient")
+        done.append(value)
+        if len(done) == 5:
+            stop.set()
+
+    _run_until(client.consumer("events", prefetch=10), handler, stop, concurrency=2,
+               retry=messaging.Retry(max_attempts=3, backoff=0.05)).join(20)
+    assert done == [0, 1, 2, 3, 4]
