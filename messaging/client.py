@@ -72,11 +72,15 @@ class Client:
     @property
     def capabilities(self) -> Capabilities:
         """What this backend guarantees (see :class:`messaging.Capabilities`)."""
-        return self._live_driver().capabilities(None)
+        driver = self._live_driver()
+        with native_errors(driver, "read capabilities"):
+            return driver.capabilities(None)
 
     def capabilities_for(self, destination: str) -> Capabilities:
         """What holds for one destination, where it differs from the backend's."""
-        return self._live_driver().capabilities(destination)
+        driver = self._live_driver()
+        with native_errors(driver, f"read capabilities of {destination!r}"):
+            return driver.capabilities(destination)
 
     def producer(self, codec: Codec | None = None) -> Producer:
         self._check_open()
