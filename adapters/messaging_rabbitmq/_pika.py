@@ -1,0 +1,624 @@
+"""The real :class:`~messaging_rabbitmq._transport.Transport`: pika on one I/O thread.
+
+pika is not thread-safe, yet the portable layer calls the driver from many threads at
+once (handler threads ack while the worker thread receives, a shared producer sends).
+So one thread per connection owns the ``pika.SelectConnection`` and runs its I/O loop;
+every other thread hands it work through ``IOLoop.add_callback_threadsafe`` (the one
+thread-safe entry point pika has) and waits on a ``concurrent.futures.Future``. Nothing
+but that thread ever touches a pika object, and because the loop always runs, heartbeats
+are answered however long a handler takes.
+
+* Publishing: one channel in confirm mode. A batch is written out whole, then the
+  caller waits for the broker's ``basic.ack`` frames (usually one per many messages,
+  ``multiple=True``): one round trip per batch instead of one per message.
+* Consuming: one channel per consumer, so ``basic.qos`` is that consumer's prefetch and
+  delivery tags of different consumers never mix. Deliveries go to the consumer's
+  :class:`~messaging_rabbitmq._transport.Sink` as they arrive.
+* Acks: a set of tags becomes one ``basic.ack(multiple=True)`` for its longest prefix of
+  the channel's unsettled tags plus one frame per remaining tag. The plan is made on the
+  I/O thread at the moment the frames are written, so two threads settling on one channel
+  can never cover each other's tags; the caller returns once the frames went to the
+  socket.
+* Admin calls (declare, delete, passive checks) each use a short-lived channel: a refusal
+  closes only that channel, never a publishing or consuming one.
+
+Errors
+------
+Nothing here retries. A channel closed by the broker fails the calls waiting on it with
+pika's ``ChannelClosedByBroker`` (its reply code says why); a lost connection fails every
+waiting call with the loss, tells every consumer's sink, and ends the I/O thread: the
+transport is then dead for good and the driver opens a new one. A call that gets no
+answer within ``request_timeout`` raises ``TimeoutError``; for a publish, only the
+messages still unconfirmed get it (their fate is unknown: they may have arrived).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pika
+import pika.exceptions
+from pika.adapters.select_connection import IOLoop, SelectConnection
+from pika.adapters.utils import connection_workflow
+
+from messaging_rabbitmq._errors import BrokerNack, ConnectTimeout, StaleDelivery
+from messaging_rabbitmq._transport import (
+    Binding,
+    ConsumerChannel,
+    Declaration,
+    Exchange,
+    Publish,
+    Queue,
+    Sink,
+)
+
+log = logging.getLogger("messaging.rabbitmq")
+
+T = TypeVar("T")
+Future = concurrent.futures.Future
+
+_DEFAULT_FRAME_MAX = 131072
+_CLOSE_WAIT = 5.0  # seconds close() waits for the broker's close-ok before giving up
+
+
+def _resolve(future: Future[T], value: T) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _fail(future: Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _as_error(reason: object) -> BaseException:
+    if isinstance(reason, BaseException):
+        return reason
+    error: BaseException = pika.exceptions.AMQPError(repr(reason))
+    return error
+
+
+def _guarded(future: Future[Any], callback: Callable[..., None]) -> Callable[..., None]:
+    """A pika callback whose exception fails ``future`` instead of escaping into pika's
+    loop (where it would end the I/O thread and strand every other caller)."""
+
+    def run(*args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as error:
+            _fail(future, error)
+
+    return run
+
+
+class PikaTransport:
+    """One connection and its I/O thread (see the module documentation)."""
+
+    def __init__(self, parameters: Sequence[pika.ConnectionParameters], *,
+                 connect_timeout: float, request_timeout: float) -> None:
+        self._request_timeout = request_timeout
+        self._ioloop = IOLoop()
+        self._lock = threading.Lock()
+        self._inflight: set[Future[Any]] = set()
+        self._alive = False
+        self._closing = False
+        self._loss: BaseException | None = None
+        self._connection: Any = None
+        self._closed: Future[None] = Future()
+        self._publisher = _Publisher(self)
+        opened: Future[None] = Future()
+        self._workflow = SelectConnection.create_connection(
+            list(parameters), lambda result: self._on_connected(opened, result),
+            custom_ioloop=self._ioloop)
+        self._thread = threading.Thread(target=self._run, name="messaging-rabbitmq-io",
+                                        daemon=True)
+        self._thread.start()
+        try:
+            opened.result(timeout=connect_timeout)
+        except concurrent.futures.TimeoutError:
+            self._ioloop.add_callback_threadsafe(self._abort_opening)
+            self._thread.join(_CLOSE_WAIT)
+            raise ConnectTimeout(
+                f"no AMQP connection within connect_timeout={connect_timeout} s") from None
+        except BaseException:
+            self._thread.join(_CLOSE_WAIT)
+            raise
+
+    # -- the protocol ------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @property
+    def frame_max(self) -> int:
+        connection = self._connection
+        return int(connection.params.frame_max) if connection is not None \
+            else _DEFAULT_FRAME_MAX
+
+    def declare(self, declarations: Sequence[Declaration]) -> list[int]:
+        counts: list[int] = []
+
+        def step(channel: Any, future: Future[list[int]], index: int) -> None:
+            if index == len(declarations):
+                _resolve(future, counts)
+                channel.close()
+                return
+
+            def done(frame: Any) -> None:
+                counts.append(int(getattr(frame.method, "message_count", 0)))
+                step(channel, future, index + 1)
+
+            _declare_one(channel, declarations[index], _guarded(future, done))
+
+        return self._wait(self._call(lambda future: self._on_channel(
+            future, lambda channel: step(channel, future, 0))))
+
+    def delete(self, queues: Sequence[str], exchanges: Sequence[str]) -> None:
+        steps: list[Callable[[Any, Callable[[Any], None]], None]] = [
+            *(lambda ch, done, q=q: ch.queue_delete(q, callback=done) for q in queues),
+            *(lambda ch, done, x=x: ch.exchange_delete(x, callback=done) for x in exchanges),
+        ]
+
+        def step(channel: Any, future: Future[None], index: int) -> None:
+            if index == len(steps):
+                _resolve(future, None)
+                channel.close()
+                return
+            steps[index](channel, _guarded(future, lambda _frame: step(channel, future,
+                                                                        index + 1)))
+
+        self._wait(self._call(lambda future: self._on_channel(
+            future, lambda channel: step(channel, future, 0))))
+
+    def publish(self, messages: Sequence[Publish]) -> list[BaseException | None]:
+        if not messages:
+            return []
+        batch = _Batch(len(messages))
+        try:
+            self._wait(self._call(lambda future: self._publisher.publish(messages, batch,
+                                                                          future)))
+        except TimeoutError as error:
+            return batch.finish(error)  # confirmed ones stay confirmed
+        return batch.finish(None)
+
+    def consume(self, queue: str, prefetch: int, sink: Sink) -> ConsumerChannel:
+        consumer = _Consumer(self, queue, prefetch, sink)
+        try:
+            self._wait(self._call(consumer.start))
+        except TimeoutError:
+            consumer.close()
+            raise
+        return consumer
+
+    def native(self) -> object:
+        return self._connection
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            alive = self._alive
+        if alive and self._thread.is_alive():
+            self._ioloop.add_callback_threadsafe(self._close_connection)
+            try:
+                self._closed.result(timeout=_CLOSE_WAIT)
+            except concurrent.futures.TimeoutError:
+                self._ioloop.add_callback_threadsafe(self._ioloop.stop)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(_CLOSE_WAIT)
+
+    # -- calling into the I/O thread ----------------------------------------------------
+    def _call(self, start: Callable[[Future[T]], None]) -> Future[T]:
+        """Run ``start(future)`` on the I/O thread; it (or a pika callback it sets up)
+        completes the future. A connection loss fails every future still waiting."""
+        future: Future[T] = Future()
+        with self._lock:
+            if not self._alive:
+                raise self._down()
+            self._inflight.add(future)
+        future.add_done_callback(self._forget)
+
+        def run() -> None:
+            if future.done():
+                return
+            try:
+                start(future)
+            except Exception as error:
+                _fail(future, error)
+
+        try:
+            self._ioloop.add_callback_threadsafe(run)
+        except Exception:
+            self._forget(future)
+            raise
+        return future
+
+    def _wait(self, future: Future[T]) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("a blocking transport call on the I/O thread would deadlock")
+        try:
+            return future.result(timeout=self._request_timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(
+                f"RabbitMQ did not answer within request_timeout={self._request_timeout} s"
+            ) from None
+
+    def _after_next_poll(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the I/O thread after its next poll (and writes): pika runs
+        callbacks added during a turn only in the next one."""
+        self._ioloop.add_callback_threadsafe(callback)
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._inflight.discard(future)
+
+    def _down(self) -> BaseException:
+        reason = f": {self._loss!r}" if self._loss is not None else ""
+        error: BaseException = pika.exceptions.ConnectionWrongStateError(
+            f"the connection to RabbitMQ is closed{reason}")
+        return error
+
+    def _on_channel(self, future: Future[Any], then: Callable[[Any], None]) -> None:
+        """Open a short-lived channel whose closing by the broker fails ``future``."""
+
+        def opened(channel: Any) -> None:
+            channel.add_on_close_callback(lambda _ch, reason: _fail(future, _as_error(reason)))
+            then(channel)
+
+        self._connection.channel(on_open_callback=_guarded(future, opened))
+
+    # -- the I/O thread ----------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._ioloop.start()
+        except Exception:  # a bug in a callback; callers are failed below, not stranded
+            log.exception("the RabbitMQ I/O loop failed")
+        finally:
+            self._alive = False
+            self._fail_inflight(self._loss or self._down())
+            self._ioloop.close()
+
+    def _on_connected(self, opened: Future[None], result: object) -> None:
+        if isinstance(result, BaseException):
+            _fail(opened, _opening_error(result))
+            self._ioloop.stop()
+            return
+        connection: Any = result
+        self._connection = connection
+        connection.add_on_close_callback(self._on_connection_closed)
+        with self._lock:
+            self._alive = True
+        if self._closing:  # close() came first
+            connection.close()
+        _resolve(opened, None)
+
+    def _abort_opening(self) -> None:
+        self._closing = True
+        if self._connection is not None:
+            self._connection.close()
+        else:
+            try:
+                self._workflow.abort()
+            except connection_workflow.AMQPConnectorException:
+                self._ioloop.stop()
+
+    def _close_connection(self) -> None:
+        connection = self._connection
+        if connection is not None and not (connection.is_closed or connection.is_closing):
+            connection.close()
+        else:
+            _resolve(self._closed, None)
+            self._ioloop.stop()
+
+    def _on_connection_closed(self, _connection: object, reason: object) -> None:
+        error = _as_error(reason)
+        with self._lock:
+            self._alive = False
+            if not self._closing:
+                self._loss = error
+                log.warning("connection to RabbitMQ lost: %r", error)
+        self._publisher.fail(error)
+        self._fail_inflight(error)
+        _resolve(self._closed, None)
+        self._ioloop.stop()
+
+    def _fail_inflight(self, error: BaseException) -> None:
+        with self._lock:
+            waiting = list(self._inflight)
+            self._inflight.clear()
+        for future in waiting:
+            _fail(future, error)
+
+
+def _declare_one(channel: Any, item: Declaration, done: Callable[[Any], None]) -> None:
+    if isinstance(item, Exchange):
+        channel.exchange_declare(item.name, item.type, passive=item.passive,
+                                 durable=item.durable, auto_delete=item.auto_delete,
+                                 callback=done)
+    elif isinstance(item, Queue):
+        channel.queue_declare(item.name, passive=item.passive, durable=True,
+                              arguments=dict(item.arguments) or None, callback=done)
+    elif isinstance(item, Binding):
+        channel.queue_bind(item.queue, item.exchange, routing_key="", callback=done)
+    else:  # pragma: no cover - the union is closed
+        raise TypeError(f"not a declaration: {item!r}")
+
+
+_REFUSED: tuple[type[BaseException], ...] = (
+    pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError)
+
+
+def _opening_error(error: BaseException) -> BaseException:
+    """The most telling reason a connection failed (pika wraps each host's attempt):
+    refused credentials first, then the last attempt's cause."""
+    if isinstance(error, connection_workflow.AMQPConnectionWorkflowFailed):
+        causes: list[BaseException] = [_opening_error(attempt) for attempt in error.exceptions]
+        refused = [cause for cause in causes if isinstance(cause, _REFUSED)]
+        return (refused or causes or [error])[-1]
+    if isinstance(error, connection_workflow.AMQPConnectorPhaseErrorBase):
+        inner: BaseException = error.exception
+        return _opening_error(inner)
+    return error
+
+
+_PENDING: Any = object()
+
+
+class _Batch:
+    """The confirms of one ``publish`` call, filled in on the I/O thread."""
+
+    __slots__ = ("future", "remaining", "results")
+
+    def __init__(self, size: int) -> None:
+        self.results: list[Any] = [_PENDING] * size
+        self.remaining = size
+        self.future: Future[None] | None = None
+
+    def set(self, index: int, outcome: BaseException | None) -> None:
+        if self.results[index] is _PENDING:
+            self.results[index] = outcome
+            self.remaining -= 1
+            if self.remaining == 0 and self.future is not None:
+                _resolve(self.future, None)
+
+    def finish(self, unanswered: BaseException | None) -> list[BaseException | None]:
+        return [unanswered if result is _PENDING else result for result in self.results]
+
+
+class _Publisher:
+    """The confirm-mode channel, shared by every sender (I/O thread only)."""
+
+    def __init__(self, transport: PikaTransport) -> None:
+        self._transport = transport
+        self._channel: Any = None
+        self._opening = False
+        self._waiting: list[tuple[Sequence[Publish], _Batch, Future[None]]] = []
+        self._pending: dict[int, tuple[_Batch, int]] = {}  # delivery tag -> batch, index
+        self._sequence = 0
+
+    def publish(self, messages: Sequence[Publish], batch: _Batch, future: Future[None]
+                ) -> None:
+        batch.future = future
+        if self._channel is not None:
+            self._send(messages, batch)
+            return
+        self._waiting.append((messages, batch, future))
+        if not self._opening:
+            self._opening = True
+            self._transport._connection.channel(on_open_callback=self._on_open)
+
+    def _on_open(self, channel: Any) -> None:
+        channel.add_on_close_callback(self._on_closed)
+        try:
+            channel.confirm_delivery(self._on_confirm,
+                                     callback=lambda _frame: self._ready(channel))
+        except Exception as error:  # the waiting batches must hear of it
+            self._opening = False
+            self.fail(error)
+            channel.close()
+
+    def _ready(self, channel: Any) -> None:
+        self._channel, self._opening, self._sequence = channel, False, 0
+        waiting, self._waiting = self._waiting, []
+        for messages, batch, future in waiting:
+            try:
+                self._send(messages, batch)
+            except Exception as error:
+                _fail(future, error)
+
+    def _send(self, messages: Sequence[Publish], batch: _Batch) -> None:
+        channel, pending = self._channel, self._pending
+        for index, message in enumerate(messages):
+            self._sequence += 1
+            pending[self._sequence] = (batch, index)
+            try:
+                channel.basic_publish(message.exchange, message.routing_key, message.body,
+                                      message.properties)
+            except Exception as error:
+                # pika encodes a frame completely before writing it, so nothing of this
+                # message went out: the broker's tag count must not move either.
+                del pending[self._sequence]
+                self._sequence -= 1
+                batch.set(index, error)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        outcome = None if isinstance(method, pika.spec.Basic.Ack) else BrokerNack(
+            "the broker refused the message (basic.nack)")
+        tag, pending = method.delivery_tag, self._pending
+        if method.multiple:
+            while pending:
+                first = next(iter(pending))
+                if first > tag:
+                    break
+                batch, index = pending.pop(first)
+                batch.set(index, outcome)
+        else:
+            entry = pending.pop(tag, None)
+            if entry is not None:
+                entry[0].set(entry[1], outcome)
+
+    def _on_closed(self, channel: Any, reason: object) -> None:
+        if channel is self._channel or self._opening:
+            self._channel, self._opening = None, False
+            self.fail(_as_error(reason))
+
+    def fail(self, error: BaseException) -> None:
+        """Every unconfirmed message gets ``error``: it may or may not have arrived."""
+        pending, self._pending = self._pending, {}
+        for batch, index in pending.values():
+            batch.set(index, error)
+        waiting, self._waiting = self._waiting, []
+        for _messages, _batch, future in waiting:
+            _fail(future, error)
+
+
+class _Consumer:
+    """One consuming channel (see :class:`~messaging_rabbitmq._transport.ConsumerChannel`)."""
+
+    def __init__(self, transport: PikaTransport, queue: str, prefetch: int, sink: Sink
+                 ) -> None:
+        self._transport = transport
+        self._queue = queue
+        self._prefetch = prefetch
+        self._sink = sink
+        self._channel: Any = None
+        self._tag: str | None = None
+        self._started: Future[None] | None = None
+        self._closing: Future[None] | None = None
+        self._lost: BaseException | None = None
+        self._unsettled: dict[int, None] = {}  # delivery tags in arrival order (I/O thread)
+
+    # -- I/O thread ---------------------------------------------------------------------
+    def start(self, future: Future[None]) -> None:
+        self._started = future
+
+        def opened(channel: Any) -> None:
+            self._channel = channel
+            channel.add_on_close_callback(self._on_closed)
+            channel.add_on_cancel_callback(self._on_cancelled)
+
+            def consume(_frame: Any) -> None:
+                self._tag = channel.basic_consume(self._queue, self._on_message,
+                                                  auto_ack=False,
+                                                  callback=lambda _ok: _resolve(future, None))
+
+            channel.basic_qos(prefetch_count=self._prefetch,
+                              callback=_guarded(future, consume))
+
+        self._transport._connection.channel(on_open_callback=_guarded(future, opened))
+
+    def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        tag = method.delivery_tag
+        self._unsettled[tag] = None
+        self._sink.deliver(tag, method.routing_key, method.redelivered, properties, body)
+
+    def _on_cancelled(self, frame: Any) -> None:
+        self._lost = pika.exceptions.ConsumerCancelled(
+            f"the broker cancelled the consumer of {self._queue!r} (queue deleted?)")
+        self._sink.failed(self._lost)
+        if self._channel is not None and self._channel.is_open:
+            self._channel.close()
+
+    def _on_closed(self, _channel: Any, reason: object) -> None:
+        self._unsettled.clear()
+        error = _as_error(reason)
+        if self._started is not None:
+            _fail(self._started, error)  # basic.consume refused (e.g. no such queue)
+        if self._closing is not None:
+            _resolve(self._closing, None)
+        elif self._lost is None:
+            self._lost = error
+            self._sink.failed(error)
+
+    def _settle(self, tags: Sequence[int], future: Future[None]) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open or self._lost is not None:
+            raise StaleDelivery(f"the consumer channel of {self._queue!r} is closed")
+        method = channel.basic_ack
+        wanted, unsettled = set(tags), self._unsettled
+        prefix: list[int] = []
+        for tag in unsettled:  # arrival order is tag order
+            if tag not in wanted:
+                break
+            prefix.append(tag)
+        if prefix:
+            method(prefix[-1], len(prefix) > 1)
+            for tag in prefix:
+                del unsettled[tag]
+        unknown = []
+        for tag in sorted(wanted.difference(prefix)):
+            if tag in unsettled:
+                del unsettled[tag]
+                method(tag, False)
+            else:
+                unknown.append(tag)
+        if unknown:  # settling them would make the broker close the channel
+            raise ValueError(f"delivery tags {unknown} are not unsettled on this channel")
+        # The broker never answers an ack. The caller is released after the loop's next
+        # turn, in which the frames just buffered are written to the socket: an ack that
+        # returned is on its way, as with pika's BlockingChannel.basic_ack.
+        self._transport._after_next_poll(lambda: _resolve(future, None))
+
+    def _stop(self, future: Future[bool]) -> None:
+        channel, tag = self._channel, self._tag
+        if channel is None or not channel.is_open or self._lost is not None or tag is None:
+            _resolve(future, False)
+            return
+        cancel = pika.spec.Basic.Cancel(consumer_tag=tag, nowait=False)
+        # A quorum queue may still send deliveries that were on their way to this
+        # channel's process after the cancel-ok; one more round trip on the channel
+        # (a basic.qos with the same prefetch, which changes nothing) lets them through
+        # first, as the channel process answers in order.
+        done = _guarded(future, lambda _frame: channel.basic_qos(
+            prefetch_count=self._prefetch,
+            callback=_guarded(future, lambda _ok: _resolve(future, True))))
+        try:
+            # Channel.basic_cancel would make pika reject (requeue) every delivery still
+            # on its way, and each such requeue counts as a delivery on a quorum queue.
+            # Sending the cancel through the channel's RPC path keeps those deliveries
+            # flowing to the sink until the cancel-ok, so the driver can give them back
+            # uncounted.
+            rpc = channel._rpc
+        except AttributeError:  # a pika without it: accept the count
+            channel.basic_cancel(tag, callback=done)
+            return
+        rpc(cancel, done, [(pika.spec.Basic.CancelOk, {"consumer_tag": tag})])
+
+    def _close(self, future: Future[None]) -> None:
+        channel = self._channel
+        if channel is None or channel.is_closed or channel.is_closing:
+            _resolve(future, None)
+            return
+        self._closing = future
+        channel.close()
+
+    # -- any thread ---------------------------------------------------------------------
+    def ack(self, tags: Sequence[int]) -> None:
+        self._transport._wait(self._transport._call(
+            lambda future: self._settle(tags, future)))
+
+    def stop(self) -> bool:
+        if not self._transport.alive:
+            return False
+        try:
+            return self._transport._wait(self._transport._call(self._stop))
+        except pika.exceptions.ConnectionWrongStateError:
+            return False
+
+    def close(self) -> None:
+        if not self._transport.alive:
+            return  # the broker already took everything back with the connection
+        try:
+            self._transport._wait(self._transport._call(self._close))
+        except pika.exceptions.ConnectionWrongStateError:
+            return  # lost meanwhile: same as above
+
+    def native(self) -> object:
+        return self._channel
