@@ -1,0 +1,290 @@
+"""The Redis calls the driver makes, behind a small protocol (Go CDK ``rabbitpubsub/amqp.go``
+style): :class:`StreamApi` says what the driver needs, :class:`RedisStreams` does it with
+redis-py, and the adapter's unit tests put a fake in its place.
+
+Each method is one round trip (a pipeline or one script), never a retry loop: a failed
+call raises redis-py's exception, which the driver lets propagate for the portable layer
+to classify.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from messaging_redis import _scripts
+from messaging_redis._wire import Parts
+
+if TYPE_CHECKING:
+    Client = redis.Redis[bytes]
+else:
+    Client = redis.Redis
+
+Entry = tuple[bytes, Parts]
+"""An entry id and its fields (name, value, name, value...)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Trim:
+    """How each XADD trims the stream: to about ``maxlen`` entries, or to the entries of
+    the last ``retention`` seconds (MINID); neither when both are None."""
+
+    maxlen: int | None = None
+    retention: float | None = None
+
+    def arguments(self) -> list[str]:
+        """The XADD trim arguments (approximate: trimming whole nodes is far cheaper)."""
+        if self.maxlen is not None:
+            return ["MAXLEN", "~", str(self.maxlen)]
+        if self.retention is not None:
+            return ["MINID", "~", str(int((time.time() - self.retention) * 1000))]
+        return []
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Add:
+    """One entry to add through the send script: with a delay (``message_id`` is the id
+    it carries) and/or a dedup id."""
+
+    parts: Parts
+    delay_ms: int = 0
+    dedup_id: str | None = None
+    message_id: str | None = None
+
+
+ToAdd = Parts | Add
+"""A plain entry is just its fields (the common case costs no object of its own)."""
+
+AddResult = bytes | None | Exception
+"""The id of the added entry (or of the message, for a delayed or repeated one), None
+when the stream does not exist, or the error for this entry alone."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Collected:
+    entries: list[tuple[bytes, Parts, int]]
+    """Claimed entries with their delivery count."""
+    next_due_ms: int | None
+    """Server time of the earliest parked or delayed entry, if any."""
+    now_ms: int
+    """Server time when the collection ran."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerInfo:
+    version: tuple[int, ...]
+    aof_enabled: bool
+
+
+class StreamApi(Protocol):
+    """What the driver needs from Redis. Methods may be called from any thread."""
+
+    @property
+    def native(self) -> object: ...
+
+    def server(self) -> ServerInfo: ...
+
+    def add(self, stream: str, entries: Sequence[ToAdd], trim: Trim,
+            dedup_window_ms: int) -> list[AddResult]: ...
+
+    def read(self, stream: str, group: str, consumer: str, count: int,
+             block_ms: int | None) -> list[Entry]: ...
+
+    def collect(self, stream: str, group: str, consumer: str, *, count: int,
+                default_idle_ms: int, sweep_idle_ms: int, trim: Trim) -> Collected: ...
+
+    def park(self, stream: str, group: str, deliveries: Sequence[tuple[bytes, int]],
+             delay_ms: int) -> int: ...
+
+    def ack(self, stream: str, group: str, ids: Sequence[bytes],
+            unpark: Sequence[bytes]) -> None: ...
+
+    def leave(self, stream: str, group: str, consumer: str) -> None: ...
+
+    def create(self, stream: str, groups: Sequence[str], make_stream: bool) -> bool: ...
+
+    def delete(self, stream: str) -> None: ...
+
+    def depth(self, stream: str, group: str) -> int: ...
+
+    def set_last_delivered(self, stream: str, group: str, last_id: str) -> None: ...
+
+    def streams(self) -> list[str]: ...
+
+    def groups(self, stream: str) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+def delayed_key(stream: str) -> str:
+    return f"{{{stream}}}:delayed"
+
+
+def delayed_due_key(stream: str) -> str:
+    return f"{{{stream}}}:delayed:due"
+
+
+def parked_key(stream: str, group: str) -> str:
+    return f"{{{stream}}}:parked:{group}"
+
+
+def dedup_keys(stream: str) -> list[str]:
+    return [f"{{{stream}}}:dedup", f"{{{stream}}}:dedup:ids"]
+
+
+def connect(url: str, options: Mapping[str, Any]) -> Client:
+    """A redis-py client that never retries (the portable layer decides what a failure
+    means) and speaks RESP2, whose replies this module parses."""
+    settings: dict[str, Any] = {
+        **options,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_error": [],
+        "protocol": 2,
+        "decode_responses": False,
+    }
+    return cast(Client, redis.Redis.from_url(url, **settings))
+
+
+class RedisStreams:
+    """:class:`StreamApi` with redis-py."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        # The installed stubs (types-redis 4.6) leave some commands untyped.
+        self._untyped: Any = client
+        # A second client on the same connection pool, whose XREADGROUP replies stay as
+        # the server sent them (redis-py would turn each entry's fields into a dict that
+        # the driver walks once anyway); the one as_native() returns is left as it is.
+        raw: Any = redis.Redis(connection_pool=client.connection_pool)
+        raw.set_response_callback("XREADGROUP", _as_sent)
+        self._raw = raw
+        self._send = client.register_script(_scripts.SEND)
+        self._collect = client.register_script(_scripts.COLLECT)
+        self._park = client.register_script(_scripts.PARK)
+        self._leave = client.register_script(_scripts.LEAVE)
+        self._create = client.register_script(_scripts.CREATE)
+        self._delete = client.register_script(_scripts.DELETE)
+        self._depth = client.register_script(_scripts.DEPTH)
+
+    @property
+    def native(self) -> Client:
+        return self._client
+
+    def server(self) -> ServerInfo:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.info("server")
+        pipe.info("persistence")
+        server, persistence = pipe.execute()
+        version = tuple(int(part) for part in str(server["redis_version"]).split(".")
+                        if part.isdigit())
+        return ServerInfo(version, bool(int(persistence.get("aof_enabled", 0))))
+
+    def add(self, stream: str, entries: Sequence[ToAdd], trim: Trim,
+            dedup_window_ms: int) -> list[AddResult]:
+        pipe: Any = self._client.pipeline(transaction=False)
+        queue = pipe.execute_command
+        trim_args = trim.arguments()
+        # NOMKSTREAM: a send to a destination that was never created reports it (None)
+        # instead of making a stream that no group reads.
+        xadd = ["XADD", stream, "NOMKSTREAM", *trim_args, "*"]
+        scripted = False
+        for entry in entries:
+            if isinstance(entry, Add):
+                scripted = True
+                self._send(keys=[stream, delayed_key(stream), delayed_due_key(stream),
+                                 *dedup_keys(stream)],
+                           args=[entry.delay_ms, entry.dedup_id or "", dedup_window_ms,
+                                 entry.message_id or "", len(trim_args), *trim_args,
+                                 *entry.parts],
+                           client=pipe)
+            else:
+                queue(*xadd, *entry)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        if not scripted:
+            return replies
+        results: list[AddResult] = []
+        for entry, reply in zip(entries, replies, strict=True):
+            if isinstance(entry, Add) and isinstance(reply, list):
+                status, message_id = reply
+                results.append(None if int(status) == 0 else cast(bytes, message_id))
+            else:
+                results.append(reply)
+        return results
+
+    def read(self, stream: str, group: str, consumer: str, count: int,
+             block_ms: int | None) -> list[Entry]:
+        block = () if block_ms is None else ("BLOCK", block_ms)
+        reply = self._raw.execute_command("XREADGROUP", "GROUP", group, consumer,
+                                          "COUNT", count, *block, "STREAMS", stream, ">")
+        if not reply:
+            return []
+        return cast(list[Entry], reply[0][1])
+
+    def collect(self, stream: str, group: str, consumer: str, *, count: int,
+                default_idle_ms: int, sweep_idle_ms: int, trim: Trim) -> Collected:
+        trim_args = trim.arguments()
+        keys = [stream, parked_key(stream, group), delayed_key(stream),
+                delayed_due_key(stream)]
+        reply = self._collect(keys=keys, args=[
+            group, consumer, count, default_idle_ms, _scripts.PARKED_CONSUMER,
+            sweep_idle_ms, len(trim_args), *trim_args,
+        ])
+        entries, next_due, now = reply
+        claimed = [(entry_id, parts, int(delivered)) for entry_id, parts, delivered in entries]
+        return Collected(claimed, None if int(next_due) < 0 else int(next_due), int(now))
+
+    def park(self, stream: str, group: str, deliveries: Sequence[tuple[bytes, int]],
+             delay_ms: int) -> int:
+        args: list[Any] = [group, _scripts.PARKED_CONSUMER, delay_ms]
+        for entry_id, delivered in deliveries:
+            args += [entry_id, delivered]
+        return int(self._park(keys=[stream, parked_key(stream, group)], args=args))
+
+    def ack(self, stream: str, group: str, ids: Sequence[bytes],
+            unpark: Sequence[bytes]) -> None:
+        if not unpark:
+            self._untyped.xack(stream, group, *ids)
+            return
+        pipe = self._client.pipeline(transaction=False)
+        pipe.xack(stream, group, *ids)
+        pipe.zrem(parked_key(stream, group), *unpark)
+        pipe.execute()
+
+    def leave(self, stream: str, group: str, consumer: str) -> None:
+        self._leave(keys=[stream], args=[group, consumer])
+
+    def create(self, stream: str, groups: Sequence[str], make_stream: bool) -> bool:
+        made = self._create(keys=[stream], args=["1" if make_stream else "0", *groups])
+        return int(made) == 1
+
+    def delete(self, stream: str) -> None:
+        self._delete(keys=[stream, delayed_key(stream), delayed_due_key(stream),
+                           *dedup_keys(stream)],
+                     args=[parked_key(stream, "")])
+
+    def depth(self, stream: str, group: str) -> int:
+        return int(self._depth(keys=[stream, delayed_due_key(stream)], args=[group]))
+
+    def set_last_delivered(self, stream: str, group: str, last_id: str) -> None:
+        self._client.xgroup_setid(stream, group, last_id)
+
+    def streams(self) -> list[str]:
+        return [name.decode("utf-8", "surrogateescape")
+                for name in self._client.scan_iter(_type="stream", count=1000)]
+
+    def groups(self, stream: str) -> list[str]:
+        return [group["name"].decode("utf-8", "surrogateescape")
+                for group in self._untyped.xinfo_groups(stream)]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _as_sent(response: object, **options: object) -> object:
+    return response

@@ -1,0 +1,141 @@
+"""Messages as stream entries: the fields on the wire, ids, positions and times.
+
+An entry carries the body in the field ``body``, the key (when there is one) in ``key``,
+and every header as a field of its own name with its value, UTF-8 encoded. A message sent
+with a delay carries ``message-id`` as well (its id is chosen when it is sent, before it
+has a stream entry). Nothing else is added, so a plain client reads and writes the same
+entries (``XADD orders * body ... content-type text/plain``).
+
+Reading, a field that is not one of the three names above is a header. An entry without
+a ``body`` field (written by some other program) has an empty body and all its fields
+as headers. Bytes that are not UTF-8 in a field name or header value are kept through
+``surrogateescape``, so they go back to the broker unchanged (a dead letter, say).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+from messaging.driver import Delivery, OutgoingMessage, SeekTarget
+from messaging.errors import ErrorCode
+from messaging_redis._errors import RedisRefused
+
+BODY = b"body"
+KEY = b"key"
+MESSAGE_ID = b"message-id"
+RESERVED = frozenset({"body", "key", "message-id"})
+"""Field names the adapter uses itself; no header may have one of them."""
+
+_ERRORS = "surrogateescape"
+_MAX_SEQUENCE = 18446744073709551615  # the largest sequence part of a stream entry id
+_UTC = dt.UTC
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ENTRY_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+
+Parts = list[bytes]
+"""An entry's fields as the server sends and takes them: name, value, name, value..."""
+AckId = tuple[bytes, int]
+"""A delivery: its entry id and the delivery count it was received with (a settlement
+of an older delivery of the same entry is recognised by the count)."""
+
+
+def check_fields(messages: Sequence[OutgoingMessage]) -> None:
+    """Refuse, before anything is sent, a header that would overwrite a field of ours."""
+    for message in messages:
+        if message.headers and not RESERVED.isdisjoint(message.headers):
+            clash = sorted(RESERVED.intersection(message.headers))
+            raise RedisRefused(
+                ErrorCode.CONFIGURATION,
+                f"header name(s) {', '.join(map(repr, clash))} are stream fields of the "
+                f"Redis adapter itself ({', '.join(sorted(RESERVED))}); rename the header",
+            )
+
+
+def parts_of(message: OutgoingMessage, message_id: str | None = None) -> Parts:
+    """The entry's fields, body first."""
+    parts = [BODY, message.body]
+    if message.key is not None:
+        parts += (KEY, _encode(message.key))
+    if message_id is not None:
+        parts += (MESSAGE_ID, message_id.encode())
+    for name, value in message.headers.items():
+        parts += (_encode(name), _encode(value))
+    return parts
+
+
+def delivery_of(destination: str, entry_id: bytes, parts: Sequence[bytes],
+                count: int) -> Delivery:
+    """The delivery of one entry, received for the ``count``-th time."""
+    try:
+        return _delivery(destination, entry_id, parts, count)
+    except UnicodeDecodeError:  # rare: decode everything again, keeping the odd bytes
+        return _delivery(destination, entry_id, parts, count, _ERRORS)
+
+
+def _delivery(destination: str, entry_id: bytes, parts: Sequence[bytes], count: int,
+              errors: str | None = None) -> Delivery:
+    # Hot path (every received message): no helper calls; positional construction.
+    headers: dict[str, str] = {}
+    body = b""
+    key: str | None = None
+    message_id: str | None = None
+    pairs = iter(parts)
+    for name, value in zip(pairs, pairs, strict=False):  # the server sends pairs
+        if name == BODY:
+            body = value
+        elif errors is None:
+            if name == KEY:
+                key = value.decode()
+            elif name == MESSAGE_ID:
+                message_id = value.decode()
+            else:
+                headers[name.decode()] = value.decode()
+        elif name == KEY:
+            key = value.decode("utf-8", errors)
+        elif name == MESSAGE_ID:
+            message_id = value.decode("utf-8", errors)
+        else:
+            headers[name.decode("utf-8", errors)] = value.decode("utf-8", errors)
+    position = entry_id.decode()
+    return Delivery((entry_id, count), body, message_id or position, count, destination, key,
+                    headers, timestamp_of(position), position)
+
+
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # lone surrogates: bytes that came in as non-UTF-8
+        return text.encode("utf-8", _ERRORS)
+
+
+def timestamp_of(entry_id: str) -> dt.datetime:
+    """The server time the entry was added: the milliseconds part of its id."""
+    return dt.datetime.fromtimestamp(int(entry_id.partition("-")[0]) / 1000, _UTC)
+
+
+def last_delivered_for(target: SeekTarget) -> str:
+    """The group's last-delivered id that makes the next read start at ``target``
+    (XGROUP SETID): ``0`` for the beginning, ``$`` for the end, the id just before a
+    position (a position seek is inclusive), or just before the first millisecond at or
+    after a time."""
+    if target == "beginning":
+        return "0"
+    if target == "end":
+        return "$"
+    if isinstance(target, dt.datetime):
+        if target.tzinfo is None:
+            raise RedisRefused(ErrorCode.CONFIGURATION,
+                               f"seek needs a timezone-aware datetime, got {target!r}")
+        micros = (target - _EPOCH) // dt.timedelta(microseconds=1)
+        millis = -(-micros // 1000)  # a time inside a millisecond starts at the next one
+        return "0" if millis <= 0 else f"{millis - 1}-{_MAX_SEQUENCE}"
+    match = _ENTRY_ID.fullmatch(str(target))
+    if match is None:
+        raise RedisRefused(ErrorCode.CONFIGURATION,
+                           f"{target!r} is not a position of a Redis stream (MS-SEQ)")
+    millis, sequence = int(match[1]), int(match[2])
+    if sequence > 0:
+        return f"{millis}-{sequence - 1}"
+    return "0" if millis == 0 else f"{millis - 1}-{_MAX_SEQUENCE}"
