@@ -1,0 +1,283 @@
+"""Per-partition bookkeeping of one group member, and the group's record of it on Kafka.
+
+Kafka keeps one committed offset per (group, partition): "everything before it is
+done". Acks arrive out of order, so the adapter commits only the contiguous acked
+prefix: the committed offset is the lowest offset this member fetched and has not
+settled. What lies between that offset and the furthest offset fetched (acked
+messages above a gap, messages handed out but unacked, and how often each was
+delivered) travels in the commit's *metadata* string, which Kafka stores next to the
+offset for exactly this kind of use. The partition's next owner (after a rebalance, a
+crash or a restart) reads it back and so
+
+* skips what was already acked above the gap (no duplicate for an out-of-order ack);
+* reports ``attempt`` = deliveries so far + 1 for what comes back.
+
+Format (ASCII, relative offsets, inclusive ranges)::
+
+    mk1;e=<end - committed>;u=<unsettled ranges>;n=<delivery-count runs>
+    mk1;e=7;u=0,3-4;n=0:1,3-4:2
+
+reads: from the committed offset C, offsets C..C+6 were fetched; C, C+3 and C+4 are not
+settled (the rest are); C was delivered once, C+3 and C+4 twice. A commit with nothing
+pending carries no metadata at all, like any plain Kafka consumer's. Kafka bounds the
+string (``offset.metadata.max.bytes``, 4096 by default): past ``METADATA_LIMIT`` the
+delivery counts go first (``attempt`` then under-counts), then the furthest ranges
+(their acked messages are then delivered again): never a loss.
+
+Nothing here talks to Kafka; the subscription drives it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+log = logging.getLogger("messaging.kafka")
+
+PREFIX = "mk1"
+METADATA_LIMIT = 4000
+"""Characters of metadata the adapter writes at most (Kafka's default limit is 4096)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """What a group's committed metadata says about one partition (absolute offsets)."""
+
+    end: int
+    unsettled: frozenset[int] = frozenset()
+    deliveries: Mapping[int, int] = dataclasses.field(default_factory=dict)
+
+
+def _ranges(values: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted values as inclusive (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
+def _show(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def encode(committed: int, end: int, unsettled: Sequence[int], deliveries: Mapping[int, int],
+           limit: int = METADATA_LIMIT) -> str:
+    """The metadata for a commit of ``committed`` (``unsettled`` sorted, absolute)."""
+    if end <= committed and not unsettled:
+        return ""
+    unsettled_text: list[str] = []
+    used = len(PREFIX) + 24  # the prefix, "e=<digits>" and separators
+    cut_at: int | None = None
+    for first, last in _ranges(o - committed for o in unsettled):
+        piece = _show(first, last)
+        if used + len(piece) + 1 > limit:
+            cut_at = first  # from here on a next owner re-reads: duplicates, no loss
+            break
+        unsettled_text.append(piece)
+        used += len(piece) + 1
+    relative_end = end - committed if cut_at is None else cut_at
+    counts: list[str] = []
+    run: tuple[int, int, int] | None = None  # first, last, count
+    for offset in unsettled:
+        relative = offset - committed
+        if cut_at is not None and relative >= cut_at:
+            break
+        count = deliveries.get(offset, 0)
+        if count < 1:
+            continue
+        if run is not None and relative == run[1] + 1 and count == run[2]:
+            run = (run[0], relative, count)
+            continue
+        if run is not None:
+            counts.append(f"{_show(run[0], run[1])}:{run[2]}")
+        run = (relative, relative, count)
+    if run is not None:
+        counts.append(f"{_show(run[0], run[1])}:{run[2]}")
+    head = f"{PREFIX};e={relative_end};u={','.join(unsettled_text)}"
+    with_counts = f"{head};n={','.join(counts)}"
+    if len(with_counts) <= limit:
+        return with_counts
+    log.warning("kafka: %d unsettled messages above offset %d: their delivery counts do not "
+                "fit the commit metadata (attempt will under-count after a rebalance)",
+                len(unsettled), committed)
+    return head
+
+
+def decode(committed: int, metadata: str | None) -> Record:
+    """The record in ``metadata`` (committed by this adapter); an empty record for
+    metadata written by anything else."""
+    if not metadata or not metadata.startswith(PREFIX + ";"):
+        return Record(end=committed)
+    fields = dict(part.split("=", 1) for part in metadata.split(";")[1:] if "=" in part)
+    try:
+        end = committed + int(fields.get("e", "0"))
+        unsettled: set[int] = set()
+        for piece in filter(None, fields.get("u", "").split(",")):
+            first, _, last = piece.partition("-")
+            unsettled.update(range(committed + int(first), committed + int(last or first) + 1))
+        deliveries: dict[int, int] = {}
+        for piece in filter(None, fields.get("n", "").split(",")):
+            span, _, count = piece.partition(":")
+            first, _, last = span.partition("-")
+            for offset in range(committed + int(first), committed + int(last or first) + 1):
+                deliveries[offset] = int(count)
+    except ValueError:
+        log.warning("kafka: unreadable commit metadata %r at offset %d ignored (messages "
+                    "acked above it may come again)", metadata[:80], committed)
+        return Record(end=committed)
+    return Record(end=end, unsettled=frozenset(unsettled), deliveries=deliveries)
+
+
+Taken = tuple[int, int, int, Any, int]
+"""(partition, epoch, offset, message, attempt) of one record handed out."""
+
+
+class _Held:
+    """A fetched record this member has not settled."""
+
+    __slots__ = ("due", "in_flight", "message")
+
+    def __init__(self, message: object, due: float) -> None:
+        self.message = message
+        self.due = due  # wall-clock time before which it is not handed out (delayed send)
+        self.in_flight = False
+
+
+class PartitionState:
+    """One assigned partition: what was fetched, handed out, settled and committed.
+
+    Not thread-safe: the subscription holds its lock around every call.
+    """
+
+    def __init__(self, partition: int, epoch: int, committed: int | None,
+                 record: Record | None = None) -> None:
+        self.partition = partition
+        self.epoch = epoch
+        """Ack ids carry it: an ack from before a seek or a reassignment is stale."""
+        self.position = committed
+        """The offset the client hands us next (None: not known before the first)."""
+        self._end = record.end if record is not None else (committed or 0)
+        self._unsettled_before = set(record.unsettled) if record is not None else set()
+        self.deliveries: dict[int, int] = dict(record.deliveries) if record else {}
+        self.pending: dict[int, _Held] = {}  # insertion order == offset order
+        self._ready: list[int] = []  # heap of offsets waiting to be handed out
+        self.blocked_until = 0.0
+        self.last_commit: tuple[int, str] | None = None
+        """The (offset, metadata) last sent, so an unchanged partition is not recommitted."""
+        self.paused = False
+
+    # -- fetching and handing out ----------------------------------------------------
+    def admit(self, offset: int, message: object, due: float = 0.0) -> bool:
+        """A record the client fetched. False when it must not be handed out: the group
+        settled it already (acked above a gap before a rebalance) or it is a stale
+        repeat from before a seek."""
+        if self.position is not None and offset < self.position:
+            return False
+        self.position = offset + 1
+        if offset < self._end and offset not in self._unsettled_before:
+            return False
+        self._unsettled_before.discard(offset)
+        self.pending[offset] = _Held(message, due)
+        heapq.heappush(self._ready, offset)
+        return True
+
+    def take(self, now: float, limit: int, out: list[Taken]) -> None:
+        """Hand out up to ``limit`` - len(out) ready records in offset order, appending
+        (partition, epoch, offset, message, attempt) to ``out``. A partition blocked by a delayed
+        nack gives nothing; a delayed send waits without holding up later records."""
+        if now < self.blocked_until:
+            return
+        waiting: list[int] = []
+        ready = self._ready
+        while ready and len(out) < limit:
+            offset = heapq.heappop(ready)
+            held = self.pending.get(offset)
+            if held is None or held.in_flight:
+                continue  # settled or handed out meanwhile
+            if held.due > now:
+                waiting.append(offset)
+                continue
+            attempt = self.deliveries.get(offset, 0) + 1
+            self.deliveries[offset] = attempt
+            held.in_flight = True
+            out.append((self.partition, self.epoch, offset, held.message, attempt))
+        for offset in waiting:
+            heapq.heappush(ready, offset)
+
+    def next_due(self, now: float) -> float | None:
+        """When something not ready now may become ready (None: nothing waits on time)."""
+        if self.blocked_until > now:
+            return self.blocked_until if self._ready else None
+        dues = [held.due for offset in self._ready
+                if (held := self.pending.get(offset)) is not None and held.due > now]
+        return min(dues) if dues else None
+
+    def has_ready(self, now: float) -> bool:
+        if not self._ready or now < self.blocked_until:
+            return False
+        return any((held := self.pending.get(offset)) is not None and held.due <= now
+                   and not held.in_flight for offset in self._ready)
+
+    # -- settlement -------------------------------------------------------------------
+    def ack(self, offset: int) -> bool:
+        """Settle a handed-out record. False for one this state does not hold out."""
+        held = self.pending.get(offset)
+        if held is None or not held.in_flight:
+            return False
+        del self.pending[offset]
+        self.deliveries.pop(offset, None)
+        return True
+
+    def nack(self, offset: int, now: float, delay: float | None) -> bool:
+        """Put a handed-out record back at its place in the partition's order. With a
+        delay the whole partition waits: nothing behind it overtakes it (seek-back)."""
+        held = self.pending.get(offset)
+        if held is None or not held.in_flight:
+            return False
+        held.in_flight = False
+        heapq.heappush(self._ready, offset)
+        if delay:
+            self.blocked_until = max(self.blocked_until, now + delay)
+        return True
+
+    def in_flight(self) -> list[int]:
+        return [offset for offset, held in self.pending.items() if held.in_flight]
+
+    # -- committing -------------------------------------------------------------------
+    def commit_point(self) -> tuple[int, str] | None:
+        """(offset, metadata) to commit now, None when nothing is known yet."""
+        if self.position is None:
+            return None
+        before = sorted(o for o in self._unsettled_before if o >= self.position)
+        end = max(self.position, self._end)
+        if not self.pending and not before:
+            return end, ""
+        unsettled = list(self.pending)
+        if before:
+            unsettled = sorted(unsettled + before)
+        committed = unsettled[0]
+        return committed, encode(committed, end, unsettled, self.deliveries)
+
+    def changed(self) -> tuple[int, str] | None:
+        """The commit point when it differs from the last one sent, else None."""
+        point = self.commit_point()
+        return None if point is None or point == self.last_commit else point
+
+    def reset(self, offset: int, epoch: int) -> None:
+        """After a seek: the member starts over at ``offset``; what it held is dropped
+        (acks of it are then stale) and the delivery record restarts."""
+        self.epoch = epoch
+        self.position = offset
+        self._end = offset
+        self._unsettled_before.clear()
+        self.deliveries.clear()
+        self.pending.clear()
+        self._ready.clear()
+        self.blocked_until = 0.0
+        self.last_commit = None

@@ -1,0 +1,551 @@
+"""One group member: a confluent-kafka ``Consumer`` subscribed to one topic.
+
+Delivery semantics
+------------------
+* The member joins the group on its first ``receive_batch`` (the driver has already
+  committed the group's starting offsets, so nothing sent after ``subscribe`` is missed).
+  Partitions are assigned with the cooperative-sticky assignor: a rebalance revokes only
+  the partitions that move.
+* ``receive_batch`` hands out fetched records in offset order per partition, rotating
+  over partitions. After handing out, it commits asynchronously the group's delivery
+  record (see :mod:`messaging_kafka._offsets`), so a member that dies holding messages
+  leaves ``attempt`` counts behind for the next owner.
+* ``send_acks`` settles records and commits the contiguous prefix of each partition plus
+  the record of what lies above it, synchronously: an ack has reached the broker when
+  it returns. Acks from several threads that wait for the same commit share it.
+  The exception: while the group rebalances the coordinator refuses commits
+  (``REBALANCE_IN_PROGRESS``, ``ILLEGAL_GENERATION``, ...); the acks then stay recorded
+  and go with the member's next commit (the next receive, ack, revocation or close),
+  and if the partition moves first, its unacked and not-yet-committed messages are
+  delivered again to the next owner with ``attempt`` + 1.
+* ``send_nacks`` puts records back at their place in their partition's order, in this
+  member (Kafka has no per-message requeue); they are handed out again first. With a
+  delay the partition waits (it is paused at the client) until the delay has passed:
+  nothing behind the nacked message overtakes it (seek-back semantics).
+* A record carrying ``x-deliver-at`` (a delayed send) waits until then without holding
+  up the records behind it.
+* On revocation the member commits what it settled of the revoked partitions; what it
+  held unsettled goes to the next owner. ``close`` commits, then leaves the group.
+* ``seek`` moves the partitions this member is assigned; called before the member has
+  any, it applies to the partitions of its first assignment. Records held from before
+  the seek are dropped (their acks are ignored) and the new position is committed.
+
+Threads
+-------
+confluent-kafka lets only one call into a ``Consumer`` run at a time: a commit from
+another thread waits until ``consume`` returns. So ``receive_batch`` waits for records
+in short slices (``SLICE``) and, between slices, lets waiting threads (acks, seek,
+close) in first. Every call into the consumer goes through one gate.
+
+Errors
+------
+Native errors propagate (``KafkaException``, classified by ``error_code``). A fetch
+error, a lost broker (``_ALL_BROKERS_DOWN``), a refused authentication or a failed
+background commit is raised from the next ``receive_batch``. A commit that fails while
+partitions are revoked (the group moved on) is logged with its consequence (the next
+owner redelivers), because the revocation happens inside the client, not in a call of
+the user's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from messaging.driver import AckId, Delivery, SeekTarget, Subscription
+from messaging_kafka import _wire
+from messaging_kafka._client import ConsumerClient, topic_partitions
+from messaging_kafka._errors import InvalidRequest, rebalancing
+from messaging_kafka._offsets import PartitionState, Taken, decode
+
+log = logging.getLogger("messaging.kafka")
+
+SLICE = 0.02
+"""Longest single wait inside the client while other threads may need it (seconds)."""
+_YIELD_LIMIT = 0.2
+_SURFACED = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION,
+                       KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL})
+_OFFSET_BEGINNING = -2
+_USE_COMMITTED = -1001
+
+ConsumerFactory = Callable[[Callable[..., None], Callable[[KafkaError], None]], ConsumerClient]
+
+
+class KafkaSubscription(Subscription):
+    """One member of ``group`` on ``topic`` (see the module documentation)."""
+
+    def __init__(self, topic: str, group: str, make_consumer: ConsumerFactory,
+                 request_timeout: float, *, starts: Mapping[int, int] | None = None) -> None:
+        """``starts``: where the group begins on partitions it has no committed offset
+        for yet (the driver could not commit them because the group had members)."""
+        self.topic = topic
+        self.group = group
+        self._timeout = request_timeout
+        self._starts = dict(starts or {})
+        self._state = threading.Lock()  # partition states and flags
+        self._gate = threading.Lock()  # one call into the consumer at a time
+        self._waiting = threading.Condition()
+        self._waiters = 0
+        self._commit_lock = threading.Lock()  # one synchronous ack commit at a time
+        self._parts: dict[int, PartitionState] = {}
+        self._epochs = itertools.count(1)
+        self._pending_seek: SeekTarget | None = None
+        self._unloaded: set[int] = set()
+        self._paused_unloaded: set[int] = set()
+        self._deferred = False
+        self._error: BaseException | None = None
+        self._ack_seq = 0
+        self._committed_seq = 0
+        self._rotation = 0
+        self._closed = False
+        self._consumer = make_consumer(self._on_commit, self._on_error)
+        self._consumer.subscribe([topic], on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    # -- receiving ----------------------------------------------------------------------
+    def receive_batch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        self._check_open()
+        deadline = time.monotonic() + max(0.0, timeout)
+        polled = False
+        while True:
+            self._raise_error()
+            if self._unloaded:
+                self._load_unloaded()
+            taken = self._take(max_messages, time.time())
+            if taken:
+                deliveries = self._deliveries(taken)
+                self._record_deliveries()
+                return deliveries
+            remaining = deadline - time.monotonic()
+            if polled and remaining <= 0:
+                return []
+            wait = max(0.0, min(remaining, SLICE, self._until_due(time.time())))
+            self._poll(max_messages, wait)
+            polled = True
+
+    def _poll(self, max_messages: int, wait: float) -> None:
+        error: BaseException | None = None
+        with self._gate:
+            consumer = self._consumer
+            messages = consumer.consume(max_messages, 0)
+            if not messages and wait > 0:
+                messages = consumer.consume(1, wait)
+                if messages and max_messages > 1:
+                    messages.extend(consumer.consume(max_messages - 1, 0))
+            error = self._absorb(messages)
+            self._maintain(consumer)
+        self._yield_to_waiters()
+        if error is not None:
+            raise error
+
+    def _absorb(self, messages: list[Any]) -> BaseException | None:
+        """Hand fetched records to their partitions' states. A fetch error is returned,
+        to be raised after every good record of the batch is safely held."""
+        error: BaseException | None = None
+        deliver_at = _wire.deliver_at
+        with self._state:
+            parts = self._parts
+            for message in messages:
+                failure = message.error()
+                if failure is not None:
+                    if failure.code() != KafkaError._PARTITION_EOF and error is None:
+                        error = KafkaException(failure)
+                    continue
+                state = parts.get(message.partition())
+                if state is None:
+                    continue  # no longer ours (or not loaded): its owner reads it
+                headers = message.headers()  # read once: confluent-kafka copies them
+                state.admit(message.offset(), (message, headers),
+                            deliver_at(headers) if headers else 0.0)
+        return error
+
+    def _take(self, limit: int, now: float) -> list[Taken]:
+        out: list[Taken] = []
+        with self._state:
+            states = list(self._parts.values())
+            if not states:
+                return out
+            start = self._rotation % len(states)
+            self._rotation += 1
+            for state in states[start:] + states[:start]:
+                state.take(now, limit, out)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _deliveries(self, taken: list[Taken]) -> list[Delivery]:
+        """Delivery objects for what ``_take`` handed out (the hot path: locals bound,
+        helpers inlined)."""
+        topic = self.topic
+        utc = dt.UTC
+        from_ms = dt.datetime.fromtimestamp
+        out: list[Delivery] = []
+        append = out.append
+        for partition, epoch, offset, (record, headers), attempt in taken:
+            key = record.key()
+            kind, millis = record.timestamp()
+            append(Delivery(
+                ack_id=(partition, offset, epoch),
+                body=record.value() or b"",
+                id=f"{topic}:{partition}:{offset}",
+                attempt=attempt,
+                destination=topic,
+                key=None if key is None else key.decode("utf-8", "surrogateescape"),
+                headers=_wire.decode_headers(headers) if headers else {},
+                timestamp=from_ms(millis / 1000.0, utc) if kind and millis >= 0 else None,
+                position=f"{partition}:{offset}",
+            ))
+        return out
+
+    def _until_due(self, now: float) -> float:
+        with self._state:
+            dues = [due for state in self._parts.values()
+                    if (due := state.next_due(now)) is not None]
+        return min(dues) - now if dues else math.inf
+
+    # -- settlement ---------------------------------------------------------------------
+    def send_acks(self, ack_ids: Sequence[AckId]) -> None:
+        self._check_open()
+        settled = False
+        with self._state:
+            for partition, offset, epoch in _ack_ids(ack_ids):
+                state = self._parts.get(partition)
+                if state is not None and state.epoch == epoch and state.ack(offset):
+                    settled = True
+                else:
+                    log.debug("kafka: ack of %s:%d:%d ignored: the partition moved or was "
+                              "sought since", self.topic, partition, offset)
+            self._ack_seq += 1
+            mine = self._ack_seq
+        if settled:
+            self._commit_acks(mine)
+
+    def _commit_acks(self, mine: int) -> None:
+        with self._commit_lock:
+            if self._committed_seq >= mine:
+                return  # a commit that began after this ack already carried it
+            with self._using_consumer() as consumer:
+                with self._state:
+                    target = self._ack_seq
+                    offsets = self._snapshot(None)
+                if offsets and not self._commit(consumer, offsets):
+                    return
+            self._committed_seq = target
+
+    def send_nacks(self, ack_ids: Sequence[AckId], delay: float | None) -> None:
+        self._check_open()
+        now = time.time()
+        with self._state:
+            for partition, offset, epoch in _ack_ids(ack_ids):
+                state = self._parts.get(partition)
+                if state is None or state.epoch != epoch or not state.nack(offset, now, delay):
+                    log.debug("kafka: nack of %s:%d:%d ignored: the partition moved or was "
+                              "sought since (its next owner delivers it again)", self.topic,
+                              partition, offset)
+
+    # -- seeking ------------------------------------------------------------------------
+    def seek(self, target: SeekTarget) -> None:
+        self._check_open()
+        if isinstance(target, str) and target not in ("beginning", "end"):
+            _wire.parse_position(target, self.topic)  # refuse a malformed one at once
+        with self._using_consumer() as consumer:
+            with self._state:
+                assigned = sorted(self._parts)
+                if not assigned:
+                    self._pending_seek = target
+                    return
+            targets = self._resolve(consumer, target, assigned, strict=True)
+            with self._state:
+                for partition, offset in targets.items():
+                    state = self._parts.get(partition)
+                    if state is not None:
+                        state.reset(offset, next(self._epochs))
+            for partition, offset in targets.items():
+                consumer.seek(TopicPartition(self.topic, partition, offset))
+            with self._state:
+                offsets = self._snapshot(list(targets))
+            if offsets:
+                self._commit(consumer, offsets)
+
+    def _resolve(self, consumer: ConsumerClient, target: SeekTarget,
+                 partitions: list[int], *, strict: bool) -> dict[int, int]:
+        """Offsets of ``partitions`` for ``target``. A position names one partition;
+        with ``strict`` it must be one of ``partitions``."""
+        if isinstance(target, dt.datetime):
+            millis = round(target.timestamp() * 1000)
+            found = consumer.offsets_for_times(
+                [TopicPartition(self.topic, p, millis) for p in partitions], self._timeout)
+            result = {tp.partition: tp.offset for tp in found}
+            for partition, offset in list(result.items()):
+                if offset < 0:  # nothing at or after that time: the end
+                    result[partition] = self._watermarks(consumer, partition)[1]
+            return result
+        if target in ("beginning", "end"):
+            side = 0 if target == "beginning" else 1
+            return {p: self._watermarks(consumer, p)[side] for p in partitions}
+        partition, offset = _wire.parse_position(str(target), self.topic)
+        if partition not in partitions:
+            if strict:
+                raise InvalidRequest(
+                    f"partition {partition} of {self.topic!r} is not assigned to this "
+                    f"consumer (it has {partitions}); seek moves its own partitions")
+            return {}
+        return {partition: offset}
+
+    def _watermarks(self, consumer: ConsumerClient, partition: int) -> tuple[int, int]:
+        marks = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
+                                               self._timeout, False)
+        if marks is None:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                            f"no watermarks for partition {partition}"))
+        return int(marks[0]), int(marks[1])
+
+    # -- committing -----------------------------------------------------------------------
+    def _snapshot(self, partitions: list[int] | None) -> list[TopicPartition]:
+        """Offsets to commit for ``partitions`` (all when None) whose point changed;
+        marks them sent. Call with the state lock held."""
+        offsets: list[TopicPartition] = []
+        for partition, state in self._parts.items():
+            if partitions is not None and partition not in partitions:
+                continue
+            point = state.changed()
+            if point is None:
+                continue
+            offsets.append(TopicPartition(self.topic, partition, point[0], point[1]))
+            state.last_commit = point
+        return offsets
+
+    def _forget_sent(self, offsets: list[TopicPartition]) -> None:
+        with self._state:
+            for tp in offsets:
+                state = self._parts.get(tp.partition)
+                if state is not None:
+                    state.last_commit = None
+
+    def _commit(self, consumer: ConsumerClient, offsets: list[TopicPartition]) -> bool:
+        """Commit synchronously (the gate held). False when the group is rebalancing:
+        the state stays and goes with the next commit. Other failures raise."""
+        try:
+            result = consumer.commit(offsets=offsets, asynchronous=False)
+            failed = [tp.error for tp in result or [] if tp.error is not None]
+            if failed:
+                raise KafkaException(failed[0])
+        except KafkaException as error:
+            self._forget_sent(offsets)
+            if rebalancing(error):
+                log.info("kafka: commit on %r deferred, the group is rebalancing: %s",
+                         self.topic, error)
+                self._deferred = True
+                return False
+            raise
+        return True
+
+    def _record_deliveries(self) -> None:
+        """Commit the delivery record asynchronously (never fails the receive: a
+        failure is raised by the next one)."""
+        with self._gate:
+            with self._state:
+                offsets = self._snapshot(None)
+            if offsets:
+                try:
+                    self._consumer.commit(offsets=offsets, asynchronous=True)
+                except KafkaException as error:
+                    self._forget_sent(offsets)
+                    if not rebalancing(error):
+                        self._error = error
+        self._yield_to_waiters()
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is None:
+            return
+        log.debug("kafka: background commit on %r failed: %s", self.topic, error)
+        self._forget_sent([tp for tp in partitions or [] if tp.topic == self.topic])
+
+    def _maintain(self, consumer: ConsumerClient) -> None:
+        """Pause partitions a delayed nack blocks, resume them when it has passed, and
+        send a deferred commit. The gate is held."""
+        now = time.time()
+        with self._state:
+            pause = [p for p, s in self._parts.items() if s.blocked_until > now and not s.paused]
+            resume = [p for p, s in self._parts.items() if s.paused and s.blocked_until <= now]
+            pause += [p for p in self._unloaded if p not in self._paused_unloaded]
+            for partition in pause:
+                if partition in self._parts:
+                    self._parts[partition].paused = True
+                else:
+                    self._paused_unloaded.add(partition)
+            for partition in resume:
+                self._parts[partition].paused = False
+            offsets = self._snapshot(None) if self._deferred else []
+            self._deferred = False
+        if pause:
+            consumer.pause(topic_partitions(self.topic, pause))
+        if resume:
+            consumer.resume(topic_partitions(self.topic, resume))
+        if offsets:
+            self._commit(consumer, offsets)
+
+    # -- rebalancing (called by the client inside consume/close, the gate held) ---------
+    def _on_assign(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
+        try:
+            committed = consumer.committed(partitions, self._timeout)
+        except KafkaException as error:
+            log.warning("kafka: could not read the committed offsets of %s: %s (retried "
+                        "on the next receive)", [tp.partition for tp in partitions], error)
+            with self._state:
+                self._unloaded.update(tp.partition for tp in partitions)
+            self._error = error
+            return
+        states = {tp.partition: self._state_for(tp) for tp in committed}
+        with self._state:
+            self._parts.update(states)
+            seek, self._pending_seek = self._pending_seek, None
+        targets = {p: self._starts.pop(p) for p, state in states.items()
+                   if state.position is None and p in self._starts}
+        if seek is None and not targets:
+            return
+        try:
+            if seek is not None:
+                targets.update(self._resolve(consumer, seek, sorted(states), strict=False))
+            with self._state:
+                for partition, offset in targets.items():
+                    states[partition].reset(offset, next(self._epochs))
+            consumer.incremental_assign([
+                TopicPartition(self.topic, tp.partition, targets.get(tp.partition,
+                                                                     _USE_COMMITTED))
+                for tp in partitions])
+            with self._state:
+                offsets = self._snapshot(list(targets))
+            if offsets:
+                self._commit(consumer, offsets)
+        except Exception as error:  # raised by the next receive: not inside the client
+            self._error = error
+
+    def _state_for(self, tp: TopicPartition) -> PartitionState:
+        offset = tp.offset if tp.offset >= 0 else None
+        record = decode(offset, tp.metadata) if offset is not None else None
+        return PartitionState(tp.partition, next(self._epochs), offset, record)
+
+    def _on_revoke(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
+        revoked = [tp.partition for tp in partitions]
+        with self._state:
+            offsets = self._snapshot(revoked)
+            for partition in revoked:
+                self._parts.pop(partition, None)
+                self._unloaded.discard(partition)
+                self._paused_unloaded.discard(partition)
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            log.warning("kafka: commit of revoked partitions %s of %r failed (%s): their "
+                        "next owner delivers again what was acked since the last commit",
+                        revoked, self.topic, error)
+
+    def _on_lost(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
+        lost = [tp.partition for tp in partitions]
+        log.warning("kafka: partitions %s of %r were lost (this member was out of the group "
+                    "too long); their next owner delivers again what was not committed",
+                    lost, self.topic)
+        with self._state:
+            for partition in lost:
+                self._parts.pop(partition, None)
+                self._unloaded.discard(partition)
+                self._paused_unloaded.discard(partition)
+
+    def _load_unloaded(self) -> None:
+        """Read the committed offsets the last assignment could not, and rewind."""
+        with self._using_consumer() as consumer:
+            with self._state:
+                partitions = sorted(self._unloaded)
+            if not partitions:
+                return
+            committed = consumer.committed(topic_partitions(self.topic, partitions),
+                                           self._timeout)
+            states = {tp.partition: self._state_for(tp) for tp in committed}
+            with self._state:
+                self._parts.update(states)
+                self._unloaded.difference_update(states)
+                self._paused_unloaded.difference_update(states)
+            for partition, state in states.items():
+                start = _OFFSET_BEGINNING if state.position is None else state.position
+                consumer.seek(TopicPartition(self.topic, partition, start))
+            consumer.resume(topic_partitions(self.topic, sorted(states)))
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback (served inside consume)."""
+        if error.code() in _SURFACED or error.fatal():
+            self._error = KafkaException(error)
+        else:
+            log.debug("kafka consumer of %r: %s", self.topic, error)
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    # -- threads --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _using_consumer(self) -> Iterator[ConsumerClient]:
+        """The gate, for any thread but the receiving one (which gives way to it)."""
+        with self._waiting:
+            self._waiters += 1
+        try:
+            with self._gate:
+                yield self._consumer
+        finally:
+            with self._waiting:
+                self._waiters -= 1
+                self._waiting.notify_all()
+
+    def _yield_to_waiters(self) -> None:
+        with self._waiting:
+            if self._waiters:
+                self._waiting.wait_for(lambda: self._waiters == 0, _YIELD_LIMIT)
+
+    # -- lifetime -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        failure: BaseException | None = None
+        with self._using_consumer() as consumer:
+            with self._state:
+                offsets = self._snapshot(None)
+            try:
+                if offsets and not self._commit(consumer, offsets):
+                    log.warning("kafka: the closing member of %r could not commit, the group "
+                                "is rebalancing: its partitions' next owners deliver again "
+                                "what was settled since its last commit", self.topic)
+            except KafkaException as error:
+                failure = error
+            finally:
+                consumer.close()  # leaves the group; unsettled messages go to others
+        if failure is not None:
+            raise failure
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the consumer of {self.topic!r} is closed")
+
+    def as_native(self) -> ConsumerClient:
+        """The ``confluent_kafka.Consumer``. Calls on it must not run while this
+        subscription receives (confluent-kafka serialises them)."""
+        return self._consumer
+
+
+def _ack_ids(ack_ids: Sequence[AckId]) -> Iterator[tuple[int, int, int]]:
+    for ack_id in ack_ids:
+        if not (isinstance(ack_id, tuple) and len(ack_id) == 3):
+            raise InvalidRequest(f"{ack_id!r} is not an ack id of this adapter")
+        yield ack_id

@@ -1,0 +1,397 @@
+"""Failure behaviour of the Kafka adapter on real brokers.
+
+* Unreachable brokers fail within ``connect_timeout`` with ``ConnectionFailed``.
+* Oversize messages fail with ``MessageTooLarge`` before anything is sent, and a record
+  the broker itself refuses (a topic's own ``max.message.bytes``) fails with it too,
+  per message.
+* A member killed with SIGKILL mid-batch loses nothing: its unacked messages reach the
+  next member with ``attempt`` 2 and its acked ones do not come back.
+* Wrong credentials give ``AuthenticationFailed``, and sends that returned survive a
+  broker killed with SIGKILL: both on a PRIVATE broker (its own ports and directory,
+  started from the jars the native launcher resolved), never on the shared one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+import messaging
+
+try:
+    from broker_fixtures import kafka_url
+    from brokers import launcher_module
+except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from broker_fixtures import kafka_url
+    from brokers import launcher_module
+
+__all__ = ["kafka_url"]
+
+WAIT = 20.0
+SESSION_TIMEOUT = 6.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def client(kafka_url: str) -> Iterator[messaging.Client]:
+    with messaging.connect(kafka_url, session_timeout=SESSION_TIMEOUT) as connected:
+        yield connected
+
+
+@pytest.fixture
+def topic(client: messaging.Client) -> Iterator[str]:
+    name = f"failure-{uuid.uuid4().hex[:10]}"
+    client.admin.create(name)
+    yield name
+    client.admin.delete(name)
+
+
+# -- unreachable ----------------------------------------------------------------------
+def test_a_closed_port_fails_within_connect_timeout() -> None:
+    started = time.monotonic()
+    with pytest.raises(messaging.ConnectionFailed) as raised:
+        messaging.connect(f"kafka://user:s3cret-pw@127.0.0.1:{_free_port()}",
+                          connect_timeout=2.0)
+    assert time.monotonic() - started < 2.0 + 1.5
+    assert isinstance(raised.value.__cause__, Exception)
+    assert "s3cret-pw" not in str(raised.value)
+
+
+def test_a_silent_server_fails_within_connect_timeout() -> None:
+    """The TCP handshake succeeds (the kernel accepts), the broker never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(messaging.ConnectionFailed):
+            messaging.connect(f"kafka://127.0.0.1:{port}", connect_timeout=2.0)
+        assert time.monotonic() - started < 2.0 + 1.5
+
+
+def test_a_missing_topic_is_not_found_at_once_without_auto_create(kafka_url: str) -> None:
+    with messaging.connect(kafka_url, auto_create=False) as client:
+        started = time.monotonic()
+        with pytest.raises(messaging.DestinationNotFound):
+            client.producer().send(f"missing-{uuid.uuid4().hex[:8]}", b"x")
+        with pytest.raises(messaging.DestinationNotFound):
+            client.consumer(f"missing-{uuid.uuid4().hex[:8]}", "g")
+        assert time.monotonic() - started < 5.0
+
+
+# -- size ------------------------------------------------------------------------------
+def test_an_oversize_body_is_refused_before_sending(client: messaging.Client,
+                                                    topic: str) -> None:
+    client.admin.create(topic, groups=["watch"])
+    limit = client.capabilities.max_message_bytes
+    with pytest.raises(messaging.MessageTooLarge):
+        client.producer().send(topic, bytes(limit + 1))
+    with pytest.raises(messaging.MessageTooLarge):
+        client.producer().send_many(topic, [b"small", bytes(limit + 1)])
+    assert client.admin.depth(topic, "watch") == 0, "part of a refused batch was sent"
+
+
+def test_a_record_the_broker_refuses_is_too_large(client: messaging.Client) -> None:
+    """A topic may accept less than the adapter's limit: the broker's refusal maps to
+    MessageTooLarge. Kafka refuses the whole record batch the client built, so every
+    message of it is reported failed (none silently), and nothing was written."""
+    name = f"small-{uuid.uuid4().hex[:8]}"
+    client.admin.create(name, groups=["watch"], config={"max.message.bytes": "2000"})
+    try:
+        with pytest.raises(messaging.MessageTooLarge) as raised:
+            client.producer().send(name, bytes(5000))
+        assert isinstance(raised.value.__cause__, KafkaException)
+        with pytest.raises(messaging.MessageTooLarge) as raised:
+            client.producer().send_many(name, [b"small", bytes(5000), b"also small"])
+        failed = raised.value.failed  # type: ignore[attr-defined]
+        sent = raised.value.sent  # type: ignore[attr-defined]
+        assert 1 in failed
+        assert sorted([*failed, *sent]) == [0, 1, 2], "every message has its own outcome"
+        assert client.admin.depth(name, "watch") == len(sent)
+        client.producer().send(name, b"fits")
+        assert client.admin.depth(name, "watch") == len(sent) + 1
+    finally:
+        client.admin.delete(name)
+
+
+# -- a member killed mid-batch -----------------------------------------------------------
+MEMBER = textwrap.dedent("""
+    import json, sys, time
+    import messaging
+    url, topic, group = sys.argv[1:4]
+    client = messaging.connect(url, session_timeout=float(sys.argv[4]))
+    consumer = client.consumer(topic, group)
+    held = []
+    deadline = time.monotonic() + 30
+    while len(held) < 6 and time.monotonic() < deadline:
+        held += consumer.receive(max_messages=6 - len(held), timeout=0.5)
+    for message in held[:2]:
+        message.ack()
+    print(json.dumps({"acked": [m.body.decode() for m in held[:2]],
+                      "held": [[m.body.decode(), m.id, m.attempt] for m in held[2:]]}),
+          flush=True)
+    time.sleep(120)
+""")
+
+
+def test_a_member_killed_mid_batch_loses_nothing(kafka_url: str, client: messaging.Client,
+                                                 topic: str) -> None:
+    group = f"crash-{uuid.uuid4().hex[:8]}"
+    client.admin.create(topic, groups=[group])
+    sent = [f"job-{i}" for i in range(10)]
+    client.producer().send_many(topic, sent, key="one-key")
+    member = subprocess.Popen([sys.executable, "-c", MEMBER, kafka_url, topic, group,
+                               str(SESSION_TIMEOUT)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert member.stdout is not None
+    try:
+        report = json.loads(member.stdout.readline() or "{}")
+    finally:
+        member.send_signal(signal.SIGKILL)
+        member.wait(timeout=30)
+    assert report, member.stderr.read() if member.stderr else "no report"
+    assert len(report["acked"]) == 2
+    assert len(report["held"]) == 4
+    assert [attempt for _, _, attempt in report["held"]] == [1] * 4
+
+    survivor = client.consumer(topic, group)
+    got: list[messaging.Message] = []
+    deadline = time.monotonic() + SESSION_TIMEOUT + WAIT
+    while len(got) < 8 and time.monotonic() < deadline:
+        batch = survivor.receive(max_messages=10, timeout=0.5)
+        survivor.ack_many(batch)
+        got += batch
+    by_body = {message.body.decode(): message for message in got}
+    assert sorted(by_body) == sorted(set(sent) - set(report["acked"])), "lost or repeated"
+    assert len(got) == 8
+    for body, message_id, _ in report["held"]:
+        assert by_body[body].id == message_id
+        assert by_body[body].attempt == 2, f"{body} came back with attempt {by_body[body].attempt}"
+    for message in got:
+        if message.body.decode() not in {body for body, _, _ in report["held"]}:
+            assert message.attempt == 1
+    assert client.admin.depth(topic, group) == 0
+
+
+# -- a private broker: authentication and durability ------------------------------------
+class PrivateKafka:
+    """A single-node KRaft broker of our own: PLAINTEXT and SASL/PLAIN listeners."""
+
+    USERS: ClassVar[dict[str, str]] = {"admin": "admin-secret", "alice": "alice-secret"}
+
+    def __init__(self, root: Path, jars: Path) -> None:
+        self.root = root
+        self.jars = jars
+        self.plain_port, self.sasl_port, self.controller_port = (
+            _free_port(), _free_port(), _free_port())
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = root / "broker.log"
+
+    @property
+    def plain_url(self) -> str:
+        return f"kafka://127.0.0.1:{self.plain_port}"
+
+    def sasl_url(self, user: str, password: str) -> str:
+        return f"kafka://{user}:{password}@127.0.0.1:{self.sasl_port}"
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        # setpriv: the private broker must not outlive a test run killed before teardown.
+        guard = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+        return [*guard, "java", "-Xms128m", "-Xmx384m", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
+                "-cp", str(self.jars / "*"), main, *args]
+
+    def configure(self) -> None:
+        launcher = launcher_module()
+        (self.root / "log4j2.properties").write_text(launcher.KAFKA_LOG4J2)
+        lines = dict(line.split("=", 1) for line in launcher.kafka_server_properties(
+            self.root / "data", self.plain_port).splitlines() if "=" in line)
+        jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                'username="admin" password="admin-secret" '
+                + " ".join(f'user_{u}="{p}"' for u, p in self.USERS.items()) + ";")
+        lines.update({
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.plain_port},"
+                         f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.plain_port},"
+                                    f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            "listener.security.protocol.map":
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        })
+        properties = self.root / "server.properties"
+        properties.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        cluster = subprocess.run(self._java("kafka.tools.StorageTool", "random-uuid"),
+                                 capture_output=True, text=True, check=True, timeout=120)
+        subprocess.run(self._java("kafka.tools.StorageTool", "format", "--standalone", "-t",
+                                  cluster.stdout.split()[-1], "-c", str(properties)),
+                       capture_output=True, check=True, timeout=120)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self._java("kafka.Kafka", str(self.root / "server.properties")),
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        probe = launcher_module().probe_kafka
+        deadline = time.monotonic() + 120
+        while not (probe(self.plain_port) and self._coordinator_ready()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"private Kafka did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+    def _coordinator_ready(self) -> bool:
+        """A fresh or restarted broker answers metadata before its group coordinator
+        has loaded: the harness waits for both. (A consumer asks, not an AdminClient:
+        see ConfluentAdmin's note on librdkafka#5040.)"""
+        probe = Consumer({"bootstrap.servers": f"127.0.0.1:{self.plain_port}",
+                          "group.id": "readiness-probe"})
+        try:
+            probe.committed([TopicPartition("readiness-probe", 0)], 5)
+        except KafkaException:
+            return False
+        finally:
+            probe.close()
+        return True
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+def _launcher_jars() -> Path | None:
+    launcher = launcher_module()
+    digest = hashlib.sha256(launcher.KAFKA_POM.read_bytes()).hexdigest()[:12]
+    jars = launcher.cache_root() / f"kafka-{launcher.kafka_version()}-{digest}"
+    return jars if (jars / ".complete").exists() else None
+
+
+@pytest.fixture(scope="module")
+def private_kafka() -> Iterator[PrivateKafka]:
+    jars = _launcher_jars()
+    if jars is None:
+        pytest.skip("no Kafka jars from compose/native here (run `compose/native up kafka`)")
+    with tempfile.TemporaryDirectory(prefix="kafka-private-") as root:
+        broker = PrivateKafka(Path(root), jars)
+        broker.configure()
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.kill()
+
+
+@pytest.mark.slow
+def test_wrong_credentials_give_authentication_failed(private_kafka: PrivateKafka) -> None:
+    started = time.monotonic()
+    with pytest.raises(messaging.AuthenticationFailed) as raised:
+        messaging.connect(private_kafka.sasl_url("alice", "wrong-password"),
+                          connect_timeout=10.0)
+    assert time.monotonic() - started < 10.0 + 1.5
+    assert "wrong-password" not in str(raised.value)
+    with messaging.connect(private_kafka.sasl_url("alice", "alice-secret")) as client:
+        name = f"sasl-{uuid.uuid4().hex[:8]}"
+        client.admin.create(name, groups=["g"])
+        client.producer().send(name, b"authenticated")
+        with client.consumer(name, "g") as consumer:
+            got = consumer.receive(max_messages=1, timeout=WAIT)
+            assert [m.body for m in got] == [b"authenticated"]
+            got[0].ack()
+
+
+@pytest.mark.slow
+def test_sends_that_returned_survive_a_broker_kill(private_kafka: PrivateKafka) -> None:
+    name = f"durable-{uuid.uuid4().hex[:8]}"
+    sent = [f"order-{i}".encode() for i in range(500)]
+    with messaging.connect(private_kafka.plain_url) as client:
+        client.admin.create(name, partitions=3, groups=["billing"])
+        client.producer().send_many(name, sent[:250])
+        for body in sent[250:260]:
+            client.producer().send(name, body, key=body.decode())
+        client.producer().send_many(name, sent[260:])
+
+    private_kafka.kill()  # SIGKILL: no clean shutdown, no flush
+    private_kafka.start()
+
+    with messaging.connect(private_kafka.plain_url, session_timeout=SESSION_TIMEOUT) as client:
+        assert client.admin.depth(name, "billing") == len(sent)
+        with client.consumer(name, "billing") as consumer:
+            got: list[bytes] = []
+            deadline = time.monotonic() + 60
+            while len(got) < len(sent) and time.monotonic() < deadline:
+                batch = consumer.receive(max_messages=100, timeout=0.5)
+                consumer.ack_many(batch)
+                got += [message.body for message in batch]
+        assert sorted(got) == sorted(sent)
+        assert client.admin.depth(name, "billing") == 0
+
+
+@pytest.mark.slow
+def test_a_consumer_rides_out_a_broker_restart(private_kafka: PrivateKafka) -> None:
+    """The worker loop keeps going through an outage (ConnectionFailed pauses it) and
+    finishes the work once the broker is back: nothing acked is lost or repeated."""
+    name = f"outage-{uuid.uuid4().hex[:8]}"
+    handled: list[bytes] = []
+    lock = threading.Lock()
+
+    def handler(message: messaging.Message) -> None:
+        with lock:
+            handled.append(message.body)
+
+    with messaging.connect(private_kafka.plain_url, session_timeout=SESSION_TIMEOUT) as client:
+        client.admin.create(name, groups=["workers"])
+        client.producer().send_many(name, [f"a{i}".encode() for i in range(50)])
+        stop = threading.Event()
+        worker = threading.Thread(target=client.consumer(name, "workers").run,
+                                  kwargs={"handler": handler, "stop_event": stop},
+                                  daemon=True)
+        worker.start()
+        try:
+            assert _wait(lambda: len(handled) >= 50, WAIT)
+            private_kafka.kill()
+            time.sleep(2.0)
+            private_kafka.start()
+            client.producer().send_many(name, [f"b{i}".encode() for i in range(50)])
+            assert _wait(lambda: len(handled) >= 100, 60), f"handled {len(handled)}"
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+        assert sorted(set(handled)) == sorted(
+            [f"a{i}".encode() for i in range(50)] + [f"b{i}".encode() for i in range(50)])
+        with contextlib.suppress(messaging.MessagingError):
+            client.admin.delete(name)
+
+
+def _wait(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
