@@ -52,6 +52,8 @@ class DefaultCodec:
     """bytes, str and JSON (dataclasses and pydantic models included)."""
 
     def encode(self, value: object) -> tuple[bytes, str | None]:
+        if type(value) is bytes:  # the common case first: no copy, no union isinstance
+            return value, BYTES_TYPE
         if isinstance(value, bytes | bytearray | memoryview):
             return bytes(value), BYTES_TYPE
         if isinstance(value, str):
