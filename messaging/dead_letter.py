@@ -6,7 +6,13 @@ headers like any other, so plain clients read them):
 * ``x-dead-letter-reason``: ``max_attempts`` (retries exhausted), ``rejected``
   (``nack(requeue=False)``) or ``undecodable`` (the body did not decode);
 * ``x-dead-letter-error``: the handler's exception as ``Type: text`` (truncated);
-* ``x-original-destination`` and ``x-original-group``; ``x-attempts``.
+* ``x-original-destination`` and ``x-original-group``; ``x-attempts``;
+* ``x-original-id`` and, where the backend has positions, ``x-original-position``
+  (Kafka's ``partition:offset``, a stream entry id): where the original was.
+
+On a backend that limits the number of headers (SQS), the added headers are kept in the
+order above as far as the limit allows, and the ones left out are logged: the letter is
+never refused for them, since losing the message would be worse than losing a detail.
 
 Where the backend moves messages natively (``dead_letter == "native"``) the driver does
 it in one step; elsewhere the portable layer publishes the letter and then acks the
@@ -34,19 +40,35 @@ ERROR = "x-dead-letter-error"
 ORIGINAL_DESTINATION = "x-original-destination"
 ORIGINAL_GROUP = "x-original-group"
 ATTEMPTS = "x-attempts"
+ORIGINAL_ID = "x-original-id"
+ORIGINAL_POSITION = "x-original-position"
 
 _MAX_ERROR_TEXT = 1000
 
 
 def letter_headers(message: Message, group: str, reason: str,
-                   error: BaseException | None) -> dict[str, str]:
-    headers = dict(message.headers)
-    headers[REASON] = reason
-    headers[ORIGINAL_DESTINATION] = message.destination
-    headers[ORIGINAL_GROUP] = group
-    headers[ATTEMPTS] = str(message.attempt)
+                   error: BaseException | None, max_headers: int | None = None
+                   ) -> dict[str, str]:
+    """The original headers plus the dead-letter ones, at most ``max_headers`` in all
+    (the original headers always stay: they fitted the original message)."""
+    added = {REASON: reason, ORIGINAL_DESTINATION: message.destination,
+             ORIGINAL_GROUP: group, ATTEMPTS: str(message.attempt)}
     if error is not None:
-        headers[ERROR] = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
+        added[ERROR] = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
+    added[ORIGINAL_ID] = message.id
+    if message.position is not None:
+        added[ORIGINAL_POSITION] = str(message.position)
+    headers = dict(message.headers)
+    left_out = []
+    for name, value in added.items():
+        if max_headers is None or name in headers or len(headers) < max_headers:
+            headers[name] = value
+        else:
+            left_out.append(name)
+    if left_out:
+        log.warning("dead letter of message %s from %r: left out %s (the backend carries "
+                    "at most %d headers)", message.id, message.destination,
+                    ", ".join(left_out), max_headers)
     return headers
 
 
@@ -62,7 +84,8 @@ def dead_letter(consumer: Consumer, subscription: Subscription, message: Message
         with native_errors(driver, f"drop on {message.destination!r}"):
             subscription.send_acks([ack_id])
         return
-    headers = letter_headers(message, consumer.group, reason, error)
+    max_headers = consumer._client.capabilities_for(destination).max_headers
+    headers = letter_headers(message, consumer.group, reason, error, max_headers)
     if consumer.capabilities.dead_letter == "native":
         letter = DeadLetter(ack_id, destination, message.body, message.key, headers)
         with native_errors(driver, f"dead-letter to {destination!r}"):

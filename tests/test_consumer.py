@@ -126,3 +126,22 @@ def test_dead_letter_on_reject_keeps_body_headers_and_reason(client: messaging.C
     assert letter.headers["trace"] == "t1"
     assert letter.headers["x-dead-letter-reason"] == "rejected"
     assert letter.headers["x-original-destination"] == "orders"
+
+
+def test_dead_letter_headers_fit_a_header_limit_and_keep_the_originals(
+        client: messaging.Client, caplog: pytest.LogCaptureFixture) -> None:
+    from messaging.dead_letter import letter_headers
+
+    client.admin.create("orders", groups=["default"])
+    client.producer().send("orders", b"x", headers={"a": "1", "b": "2"})
+    with client.consumer("orders") as consumer:
+        (message,) = consumer.receive(1, timeout=1)
+        unlimited = letter_headers(message, "g", "rejected", ValueError("boom"))
+        limited = letter_headers(message, "g", "rejected", ValueError("boom"), max_headers=5)
+        message.ack()
+    assert unlimited["x-original-id"] == message.id
+    assert unlimited["x-dead-letter-error"] == "ValueError: boom"
+    # Originals (a, b, content-type) stay; then the reason headers in order of importance.
+    assert limited == {"a": "1", "b": "2", "content-type": "application/octet-stream",
+                       "x-dead-letter-reason": "rejected", "x-original-destination": "orders"}
+    assert "left out x-original-group" in caplog.text
