@@ -93,8 +93,8 @@ class Consumer:
             deliveries = subscription.receive_batch(max_messages, timeout)
         messages = [Message(delivery, self) for delivery in deliveries]
         with self._lock:
-            for message in messages:
-                self._outstanding[message.delivery.ack_id] = message
+            self._outstanding.update(zip([d.ack_id for d in deliveries], messages,
+                                         strict=True))
         return messages
 
     def __iter__(self) -> Iterator[Message]:
@@ -144,13 +144,28 @@ class Consumer:
             raise UnsupportedFeature("this backend cannot extend a message's visibility")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
             raise ConfigurationError(f"extend needs seconds > 0, got {seconds!r}")
+        self._extend_many([message], float(seconds))
+
+    def _extend_many(self, messages: Sequence[Message], seconds: float) -> None:
         with native_errors(self._client._driver, f"extend on {self.destination!r}"):
-            self._live().extend([message.delivery.ack_id], float(seconds))
+            self._live().extend([m.delivery.ack_id for m in messages], seconds)
+
+    def _unsettled(self) -> list[Message]:
+        """The messages received and not yet settled (for the lease keeper)."""
+        with self._lock:
+            return [m for m in self._outstanding.values()
+                    if m.settlement is Settlement.PENDING]
+
+    def _lease(self) -> float | None:
+        """Seconds a delivery stays invisible to the group, as the subscription has it."""
+        with native_errors(self._client._driver, f"lease on {self.destination!r}"):
+            return self._live().lease()
 
     def _forget(self, messages: Iterable[Message]) -> None:
         with self._lock:
+            forget = self._outstanding.pop
             for message in messages:
-                self._outstanding.pop(message.delivery.ack_id, None)
+                forget(message.delivery.ack_id, None)
 
     # -- worker loop --------------------------------------------------------------------
     def run(

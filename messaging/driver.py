@@ -148,9 +148,22 @@ class Subscription(abc.ABC):
     def extend(self, ack_ids: Sequence[AckId], seconds: float) -> None:
         """Push the visibility deadline of these deliveries ``seconds`` from now.
 
-        Only called where ``capabilities.extend`` holds.
+        Only called where ``capabilities.extend`` holds. The worker's lease keeper calls
+        it from its own thread, and a delivery may have been settled a moment before
+        (the handler's ack races with the keeper): extending a settled delivery must be
+        a harmless no-op, never an error.
         """
         raise NotImplementedError
+
+    def lease(self) -> float | None:
+        """Seconds a delivery stays invisible to the rest of the group after it was
+        received or extended (the ``visibility_timeout`` in force, the backend's default
+        when the consumer gave none); None where deliveries have no such deadline.
+
+        While ``Consumer.run`` holds messages, the portable layer extends them every
+        half lease, so a long handler does not see its message redelivered elsewhere.
+        """
+        return None
 
     def seek(self, target: SeekTarget) -> None:
         """Move the group's position; only called where ``capabilities.replay`` holds."""

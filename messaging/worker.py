@@ -10,6 +10,9 @@ Delivery semantics
   When a message is given back for a retry, the later messages of its key that the
   worker holds are given back too, so the retry is not overtaken (they are redelivered
   after it, with their ``attempt`` one higher).
+* Held messages stay invisible: where the backend has a visibility timeout, every
+  message the worker holds (running, or waiting in its lane) is extended every half
+  lease until it is settled or given back (:mod:`messaging.lease`).
 * Graceful stop (``stop_event``, SIGTERM or SIGINT): no new messages are taken, running
   handlers finish and are settled, and messages received but not started are given back
   unacked (redelivered later). Then the consumer closes.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from messaging import middleware
 from messaging.errors import ConfigurationError, ConnectionFailed
+from messaging.lease import LeaseKeeper
 from messaging.message import Message, Settlement
 from messaging.retry import Retry
 
@@ -62,13 +66,20 @@ class Worker:
         self._outage = 0.0
 
     def run(self) -> None:
-        with self._signals(), ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix="messaging-worker"
-        ) as pool:
-            try:
-                self._loop(pool)
-            finally:
-                self._drain()
+        keeper = LeaseKeeper.for_consumer(self.consumer)
+        if keeper is not None:
+            keeper.start()
+        try:
+            with self._signals(), ThreadPoolExecutor(
+                self.concurrency, thread_name_prefix="messaging-worker"
+            ) as pool:
+                try:
+                    self._loop(pool)
+                finally:
+                    self._drain()
+        finally:
+            if keeper is not None:
+                keeper.stop()
         self.consumer.close()
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:

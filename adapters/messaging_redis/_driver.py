@@ -328,6 +328,9 @@ class RedisSubscription(Subscription):
         with self._lock:
             self._extended.update(entry_id for entry_id, _ in deliveries)
 
+    def lease(self) -> float:
+        return self._visibility_ms / 1000
+
     def seek(self, target: SeekTarget) -> None:
         self._api.set_last_delivered(self.destination, self.group,
                                      _wire.last_delivered_for(target))

@@ -480,6 +480,7 @@ class SqsSubscription(Subscription):
         self.queue_url = queue_url
         self._fifo = fifo
         self._visibility = visibility
+        self._queue_visibility: float | None = None  # read by lease() when it is needed
         self._closed = False
 
     def receive_batch(self, max_messages: int, timeout: float) -> list[Delivery]:
@@ -517,6 +518,17 @@ class SqsSubscription(Subscription):
         # that long (rounded up: never earlier). Either way ApproximateReceiveCount grows
         # on the next receive, which is the attempt + 1.
         self._change_visibility(ack_ids, math.ceil(delay) if delay else 0, "nack")
+
+    def lease(self) -> float:
+        """The consumer's visibility timeout, else the queue's (one GetQueueAttributes
+        the first time: the queue may have been made with another than SQS's 30 s)."""
+        if self._visibility is not None:
+            return float(self._visibility)
+        if self._queue_visibility is None:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+            self._queue_visibility = float(attributes["VisibilityTimeout"])
+        return self._queue_visibility
 
     def extend(self, ack_ids: Sequence[AckId], seconds: float) -> None:
         self._change_visibility(ack_ids, min(MAX_VISIBILITY, math.ceil(seconds)), "extend")

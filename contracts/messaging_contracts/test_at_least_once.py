@@ -7,6 +7,7 @@ lets the visibility timeout pass is delivered again to a member of the same grou
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -153,6 +154,55 @@ def test_extend_keeps_a_message_from_other_members(
         assert_quiet(other, seconds * 2, "while its visibility was extended")
     message.ack()
     assert_quiet(other, messaging_timing.quiet, "after the extended message was acked")
+    assert messaging_client.admin.depth(destination, group) == 0
+
+
+def test_a_running_handler_keeps_its_message_from_other_members(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+    messaging_expect_unsupported: ExpectUnsupported,
+) -> None:
+    """``run`` extends the messages it holds: a handler that outlives the visibility
+    timeout does not see its message delivered to another member meanwhile."""
+    destination, group = messaging_destination, messaging_group()
+    caps = messaging_client.capabilities_for(destination)
+    seconds = messaging_timing.visibility
+    if not caps.visibility_timeout:
+        # No visibility timeout: nothing to outlive (redelivery comes from a close or a
+        # crash only), and the option that would set one is refused.
+        with messaging_expect_unsupported("visibility_timeout"):
+            messaging_consumer(destination, group, visibility_timeout=seconds)
+        return
+    if not caps.extend:
+        with messaging_expect_unsupported("extend"):
+            messaging_client.producer().send(destination, b"held")
+            receive_one(messaging_consumer(destination, group), messaging_timing.deliver
+                        ).extend(seconds)
+        return
+    holder = messaging_consumer(destination, group, visibility_timeout=seconds, prefetch=1)
+    other = messaging_consumer(destination, group)
+    started = threading.Event()
+    attempts: list[int] = []
+
+    def long_job(message: messaging.Message) -> None:
+        attempts.append(message.attempt)
+        started.set()
+        time.sleep(seconds * 3)
+
+    stop = threading.Event()
+    worker = threading.Thread(target=holder.run, name="contract-long-handler", daemon=True,
+                              kwargs={"handler": long_job, "stop_event": stop})
+    messaging_client.producer().send(destination, b"long job")
+    worker.start()
+    try:
+        assert started.wait(messaging_timing.deliver), "the worker never got the message"
+        assert_quiet(other, seconds * 2.5, "while a running handler held it")
+    finally:
+        stop.set()
+        worker.join(timeout=seconds * 3 + messaging_timing.deliver)
+    assert not worker.is_alive(), "run() did not return on stop"
+    assert attempts == [1]
+    assert_quiet(other, messaging_timing.quiet, "after the long handler acked it")
     assert messaging_client.admin.depth(destination, group) == 0
 
 

@@ -339,6 +339,9 @@ class EngineSubscription(Subscription):
         with self._driver._write() as db:
             ops.extend(db, _leases(ack_ids), self._driver.clock.time() + seconds)
 
+    def lease(self) -> float:
+        return self._visibility
+
     def seek(self, target: SeekTarget) -> None:
         now = self._driver.clock.time()
         since = now - self._driver.options.retention
