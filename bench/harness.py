@@ -13,16 +13,24 @@ Three figures per (backend, batch size), each in messages per second:
 A baseline does the same work with the bare client library (or a bare data structure)
 in the same run, so the ratio adapter/baseline says what the portable layer costs on
 this machine, whatever the machine.
+
+Each side of a comparison is a set of :class:`Ops` on a fresh destination;
+:func:`adapter_ops` is the public-API side for any backend, :func:`measure` times one
+side, :func:`best_of` alternates the sides over rounds, and :func:`compare` is the whole
+``main`` of a broker benchmark that only brings its baselines.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import pkgutil
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import messaging
 
@@ -34,7 +42,14 @@ PAYLOAD = b"x" * 100
 
 GROUP = "bench"
 METRICS = ("send", "receive+ack", "end-to-end")
-_RECEIVE_WAIT = 10.0  # seconds without any message before a measurement gives up
+SIZES = (100, 10 * 1024)
+"""Body sizes in bytes a broker comparison measures by default."""
+TARGET_RATIO = 0.95
+"""adapter/baseline a broker comparison aims for on send and receive+ack."""
+RECEIVE_WAIT = 10.0
+"""Seconds without any message before a measurement gives up."""
+
+Body = TypeVar("Body", bytes, str)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +94,26 @@ class Target:
         return None
 
 
+def _nothing() -> None:
+    pass
+
+
+class Ops(NamedTuple):
+    """What one side of a comparison does on its destination."""
+
+    send: Callable[[int, int], None]
+    """send(count, batch): send ``count`` messages, ``batch`` at a time."""
+    drain: Callable[[int, int], None]
+    """drain(count, batch): receive and ack ``count`` messages, ``batch`` at a time."""
+    close: Callable[[], None] = _nothing
+    """Release what the side holds, once it is measured."""
+
+
+OpsFactory = Callable[[messaging.Client, str, Body], Ops]
+"""make(client, destination, body): the ops of one side on a destination just created
+(with the group :data:`GROUP`) through ``client``."""
+
+
 def known_benchmarks() -> list[str]:
     import bench
 
@@ -120,55 +155,152 @@ def timed(work: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
-def measure_adapter(url: str, messages: int, batch: int) -> Rates:
-    """Send, receive+ack and end-to-end rates through the public API on a fresh
-    destination of the backend at ``url`` (options go in the URL's query string)."""
-    with messaging.connect(url) as client:
-        destination = f"bench-{uuid.uuid4().hex[:12]}"
-        client.admin.create(destination, groups=[GROUP])
-        producer = client.producer()
-        try:
-            with client.consumer(destination, group=GROUP) as consumer:
-                # Warm-up (statement caches, lazily created state), not timed.
-                _send(producer, destination, min(batch, messages), batch)
-                _drain(consumer, min(batch, messages), batch)
-                sending = timed(lambda: _send(producer, destination, messages, batch))
-                receiving = timed(lambda: _drain(consumer, messages, batch))
+def time_ops(ops: Ops, messages: int, batch: int) -> Rates:
+    """Warm up with one batch (connections, caches, lazily created state: not timed),
+    then time sending ``messages``, draining them, and round trips of one batch."""
+    send, drain = ops.send, ops.drain
+    send(min(batch, messages), batch)
+    drain(min(batch, messages), batch)
+    sending = timed(lambda: send(messages, batch))
+    receiving = timed(lambda: drain(messages, batch))
 
-                def round_trips() -> None:
-                    for size in chunks(messages, batch):
-                        _send(producer, destination, size, batch)
-                        _drain(consumer, size, batch)
+    def round_trips() -> None:
+        for size in chunks(messages, batch):
+            send(size, batch)
+            drain(size, batch)
 
-                trip = timed(round_trips)
-        finally:
-            client.admin.delete(destination)
+    trip = timed(round_trips)
     return Rates(rate(messages, sending), rate(messages, receiving), rate(messages, trip))
 
 
-def _send(producer: messaging.Producer, destination: str, count: int, batch: int) -> None:
-    if batch == 1:
-        for _ in range(count):
-            producer.send(destination, PAYLOAD)
-        return
-    for size in chunks(count, batch):
-        producer.send_many(destination, [PAYLOAD] * size)
+def measure(client: messaging.Client, messages: int, batch: int, body: Body,
+            make_ops: OpsFactory[Body]) -> Rates:
+    """The rates of the ops ``make_ops`` builds on a fresh destination of ``client``,
+    deleted afterwards."""
+    destination = f"bench-{uuid.uuid4().hex[:12]}"
+    client.admin.create(destination, groups=[GROUP])
+    try:
+        ops = make_ops(client, destination, body)
+        try:
+            return time_ops(ops, messages, batch)
+        finally:
+            ops.close()
+    finally:
+        client.admin.delete(destination)
 
 
-def _drain(consumer: messaging.Consumer, count: int, batch: int) -> None:
-    got = 0
-    while got < count:
-        received = consumer.receive(max_messages=min(batch, count - got), timeout=_RECEIVE_WAIT)
-        if not received:
-            raise messaging.Timeout(
-                f"benchmark: {count - got} of {count} messages did not arrive within "
-                f"{_RECEIVE_WAIT} s")
+def adapter_ops(client: messaging.Client, destination: str, body: bytes | str, *,
+                wait: float = RECEIVE_WAIT, **consumer_options: Any) -> Ops:
+    """The public API: ``producer.send`` per message (batch 1) or ``send_many``;
+    ``consumer.receive(max_messages=batch)`` then ``message.ack()`` (batch 1) or
+    ``consumer.ack_many``, giving up after ``wait`` seconds without a message.
+    ``consumer_options`` go to ``client.consumer``."""
+    producer = client.producer()
+    consumer = client.consumer(destination, GROUP, **consumer_options)
+
+    def send(count: int, batch: int) -> None:
         if batch == 1:
-            for message in received:
-                message.ack()
-        else:
-            consumer.ack_many(received)
-        got += len(received)
+            for _ in range(count):
+                producer.send(destination, body)
+            return
+        for size in chunks(count, batch):
+            producer.send_many(destination, [body] * size)
+
+    def drain(count: int, batch: int) -> None:
+        got = 0
+        deadline = time.monotonic() + wait
+        while got < count:
+            received = consumer.receive(max_messages=min(batch, count - got), timeout=1.0)
+            if received:
+                deadline = time.monotonic() + wait
+            elif time.monotonic() > deadline:
+                raise messaging.Timeout(
+                    f"benchmark: {count - got} of {count} messages did not arrive within "
+                    f"{wait} s")
+            if batch == 1:
+                for message in received:
+                    message.ack()
+            else:
+                consumer.ack_many(received)
+            got += len(received)
+
+    return Ops(send, drain, consumer.close)
+
+
+def measure_adapter(url: str, messages: int, batch: int, size: int = len(PAYLOAD)) -> Rates:
+    """Send, receive+ack and end-to-end rates through the public API, with ``size``-byte
+    bodies, on a fresh destination of the backend at ``url`` (options go in the URL's
+    query string)."""
+    with messaging.connect(url) as client:
+        return measure(client, messages, batch, b"x" * size, adapter_ops)
+
+
+def best_of(rounds: int, client: messaging.Client, messages: int, batch: int, body: Body, *,
+            sides: Sequence[OpsFactory[Body]]) -> list[Rates]:
+    """Each side's best figures over ``rounds`` measurements (at least one), in the order
+    of ``sides``. The cores are shared with the broker and whatever else runs, so the
+    sides take turns going first: in order in even rounds, reversed in odd ones."""
+    results: list[list[Rates]] = [[] for _ in sides]
+    order = list(zip(results, sides, strict=True))
+    for n in range(max(1, rounds)):
+        for runs, make_ops in order if n % 2 == 0 else reversed(order):
+            runs.append(measure(client, messages, batch, body, make_ops))
+    return [best(runs) for runs in results]
+
+
+def best(results: Sequence[Rates]) -> Rates:
+    """The highest of each figure (not necessarily from the same run)."""
+    return Rates(max(r.send for r in results), max(r.receive_ack for r in results),
+                 max(r.end_to_end for r in results))
+
+
+def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str,
+            url_env: str, default_messages: int, baselines: Mapping[str, OpsFactory[Body]],
+            body: Callable[[int], Body], title: Callable[[messaging.Client], str],
+            summary: str, gate: str,
+            messages_for: Callable[[int, int], int] = messages_for,
+            batches_only: bool = True, target: float = TARGET_RATIO) -> int:
+    """The ``main`` of ``python -m bench <name>``: the adapter against each baseline
+    (label -> ops factory), for each body size (``body(size)``) and batch size, best of
+    ``--rounds`` alternating runs on one client of the broker at ``--url`` (else
+    ``$<url_env>``, else ``default_url``); then the table (rows ``<name> <size>B vs
+    <label>``), headed by ``title(client)``, and the lowest send or receive+ack ratio per
+    baseline (at batch > 1 only if ``batches_only``) after ``summary``, a format string
+    with one field per label. ``--strict`` exits 1 when the ``gate`` baseline's lowest
+    ratio is below ``target``."""
+    arguments = parser(name, doc.splitlines()[0] if doc else "", default_messages)
+    arguments.add_argument("--url", default=os.environ.get(url_env, default_url))
+    arguments.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+                           metavar="BYTES")
+    arguments.add_argument("--rounds", type=int, default=3,
+                           help="measurements of each side, alternating who goes first; "
+                                "the best of each is kept (default 3)")
+    args = arguments.parse_args(argv)
+    sides: list[OpsFactory[Body]] = [adapter_ops]
+    sides.extend(baselines.values())
+    rows: list[Row] = []
+    with messaging.connect(args.url) as client:
+        for size in args.sizes:
+            for batch in args.batches:
+                count = messages_for(batch, args.messages)
+                print(f"measuring {size} bytes, batch {batch} ({count:,} messages)...",
+                      file=sys.stderr, flush=True)
+                adapter, *raws = best_of(args.rounds, client, count, batch, body(size),
+                                         sides=sides)
+                for label, raw in zip(baselines, raws, strict=True):
+                    for metric, value in adapter.by_metric().items():
+                        rows.append(Row(f"{name} {size}B vs {label}", batch, metric, count,
+                                        value, raw.by_metric()[metric]))
+        heading = title(client)
+    print(heading)
+    print(format_table(rows))
+    worst = {label: min((row.ratio for row in rows if row.backend.endswith(f" vs {label}")
+                         and row.metric != "end-to-end" and (row.batch > 1 or not batches_only)),
+                        default=1.0)
+             for label in baselines}
+    print(f"\nlowest {'batch ' if batches_only else ''}send or receive+ack ratio "
+          f"(target >= {target}): {summary.format(**worst)}")
+    return 1 if args.strict and worst[gate] < target else 0
 
 
 def format_table(rows: Sequence[Row]) -> str:

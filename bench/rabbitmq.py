@@ -36,12 +36,10 @@ import pika
 
 import messaging
 from bench import harness
-from bench.harness import Rates, Row, chunks, rate, timed
+from bench.harness import SIZES, TARGET_RATIO, Ops, Rates, Row, chunks
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_MESSAGES = 20_000
-SIZES = (100, 10 * 1024)
-TARGET_RATIO = 0.95
 PREFETCH = 100
 _WAIT = 30.0  # seconds any single broker answer may take before the run gives up
 
@@ -127,52 +125,13 @@ def _ratios(rows: list[Row]) -> tuple[str, bool]:
 
 
 def measure_adapter(url: str, body: bytes, messages: int, batch: int) -> Rates:
+    """The public API on a fresh connection, the consumer with ``prefetch=PREFETCH``."""
     with messaging.connect(url) as client:
-        destination = f"bench-{uuid.uuid4().hex[:12]}"
-        client.admin.create(destination, groups=[harness.GROUP])
-        producer = client.producer()
-        try:
-            with client.consumer(destination, group=harness.GROUP,
-                                 prefetch=PREFETCH) as consumer:
-                _adapter_send(producer, destination, body, min(batch, messages), batch)
-                _adapter_drain(consumer, min(batch, messages), batch)
-                sending = timed(lambda: _adapter_send(producer, destination, body, messages,
-                                                      batch))
-                receiving = timed(lambda: _adapter_drain(consumer, messages, batch))
-
-                def round_trips() -> None:
-                    for size in chunks(messages, batch):
-                        _adapter_send(producer, destination, body, size, batch)
-                        _adapter_drain(consumer, size, batch)
-
-                trip = timed(round_trips)
-        finally:
-            client.admin.delete(destination)
-    return Rates(rate(messages, sending), rate(messages, receiving), rate(messages, trip))
+        return harness.measure(client, messages, batch, body, _adapter_ops)
 
 
-def _adapter_send(producer: messaging.Producer, destination: str, body: bytes, count: int,
-                  batch: int) -> None:
-    if batch == 1:
-        for _ in range(count):
-            producer.send(destination, body)
-        return
-    for size in chunks(count, batch):
-        producer.send_many(destination, [body] * size)
-
-
-def _adapter_drain(consumer: messaging.Consumer, count: int, batch: int) -> None:
-    got = 0
-    while got < count:
-        received = consumer.receive(max_messages=min(batch, count - got), timeout=_WAIT)
-        if not received:
-            raise messaging.Timeout(f"benchmark: {count - got} messages did not arrive")
-        if batch == 1:
-            for message in received:
-                message.ack()
-        else:
-            consumer.ack_many(received)
-        got += len(received)
+def _adapter_ops(client: messaging.Client, destination: str, body: bytes) -> Ops:
+    return harness.adapter_ops(client, destination, body, wait=_WAIT, prefetch=PREFETCH)
 
 
 # -- raw pika ----------------------------------------------------------------------------
@@ -268,11 +227,11 @@ def measure_raw(url: str, body: bytes, messages: int, batch: int) -> Rates:
     consuming.basic_consume(name, on_message)
     prefix = uuid.uuid4().hex[:16]
 
-    def send(count: int) -> None:
+    def send(count: int, batch: int) -> None:
         for size in chunks(count, batch):
             raw.publish(name, body, size, prefix)
 
-    def drain(count: int) -> None:
+    def drain(count: int, batch: int) -> None:
         got = 0
         while got < count:
             wanted[0] = min(batch, count - got)
@@ -287,19 +246,8 @@ def measure_raw(url: str, body: bytes, messages: int, batch: int) -> Rates:
             got += len(taken)
 
     try:
-        send(min(batch, messages))
-        drain(min(batch, messages))
-        sending = timed(lambda: send(messages))
-        receiving = timed(lambda: drain(messages))
-
-        def round_trips() -> None:
-            for size in chunks(messages, batch):
-                send(size)
-                drain(size)
-
-        trip = timed(round_trips)
+        return harness.time_ops(Ops(send, drain), messages, batch)
     finally:
         raw.call(lambda done: channel.queue_delete(name, callback=done))
         raw.call(lambda done: channel.exchange_delete(name, callback=done))
         raw.close()
-    return Rates(rate(messages, sending), rate(messages, receiving), rate(messages, trip))

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import messaging
 from bench import harness
-from bench.harness import PAYLOAD, Rates, Row, Target, chunks, rate, timed
+from bench.harness import PAYLOAD, Ops, Rates, Row, Target, chunks
 
 DEFAULT_MESSAGES = 50_000
 
@@ -86,13 +86,13 @@ def deque_baseline(messages: int, batch: int) -> Rates:
     lock = threading.Lock()
     ids = itertools.count()
 
-    def send(count: int) -> None:
+    def send(count: int, batch: int) -> None:
         for size in chunks(count, batch):
             with lock:
                 for _ in range(size):
                     queue.append((next(ids), PAYLOAD))
 
-    def drain(count: int) -> None:
+    def drain(count: int, batch: int) -> None:
         got = 0
         while got < count:
             with lock:
@@ -106,7 +106,7 @@ def deque_baseline(messages: int, batch: int) -> Rates:
                     del in_flight[seq]
             got += len(taken)
 
-    return _rates(send, drain, messages, batch)
+    return harness.time_ops(Ops(send, drain), messages, batch)
 
 
 # -- sqlite baseline -------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def sqlite_baseline(directory: Path, pragmas: tuple[str, str], messages: int, ba
         db.execute(f"PRAGMA synchronous = {pragmas[1]}")
         db.execute("CREATE TABLE queue (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
 
-        def send(count: int) -> None:
+        def send(count: int, batch: int) -> None:
             for size in chunks(count, batch):
                 db.execute("BEGIN IMMEDIATE")
                 if size == 1:
@@ -129,7 +129,7 @@ def sqlite_baseline(directory: Path, pragmas: tuple[str, str], messages: int, ba
                                    [(PAYLOAD,)] * size)
                 db.execute("COMMIT")
 
-        def drain(count: int) -> None:
+        def drain(count: int, batch: int) -> None:
             got = 0
             while got < count:
                 db.execute("BEGIN")
@@ -147,7 +147,7 @@ def sqlite_baseline(directory: Path, pragmas: tuple[str, str], messages: int, ba
                 db.execute("COMMIT")
                 got += len(taken)
 
-        return _rates(send, drain, messages, batch)
+        return harness.time_ops(Ops(send, drain), messages, batch)
     finally:
         db.close()
 
@@ -167,22 +167,6 @@ def _engine_pragmas(url: str) -> tuple[str, str]:
 
 
 _SYNCHRONOUS = {"0": "OFF", "1": "NORMAL", "2": "FULL", "3": "EXTRA"}
-
-
-def _rates(send: Callable[[int], None], drain: Callable[[int], None], messages: int,
-           batch: int) -> Rates:
-    send(min(batch, messages))  # warm-up, as for the adapter
-    drain(min(batch, messages))
-    sending = timed(lambda: send(messages))
-    receiving = timed(lambda: drain(messages))
-
-    def round_trips() -> None:
-        for size in chunks(messages, batch):
-            send(size)
-            drain(size)
-
-    return Rates(rate(messages, sending), rate(messages, receiving),
-                 rate(messages, timed(round_trips)))
 
 
 if __name__ == "__main__":
