@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = harness.parser("rabbitmq", (__doc__ or "").splitlines()[0], DEFAULT_MESSAGES)
     parser.add_argument("--url", default=None,
                         help="broker URL (default: $MESSAGING_TEST_RABBITMQ_URL, else "
-                             f"{DEFAULT_URL})")
+                             f"{DEFAULT_URL})".replace("%", "%%"))
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), metavar="BYTES",
                         help="body sizes (default: 100 10240)")
     parser.add_argument("--rounds", type=int, default=3,
