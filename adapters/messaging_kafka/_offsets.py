@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 log = logging.getLogger("messaging.kafka")
@@ -51,8 +52,10 @@ class Record:
     deliveries: Mapping[int, int] = dataclasses.field(default_factory=dict)
 
 
-def _ranges(values: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted values as inclusive (first, last) runs."""
+def _ranges(values: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted, distinct values as inclusive (first, last) runs."""
+    if values and values[-1] - values[0] == len(values) - 1:
+        return [(values[0], values[-1])]  # the common case, one run: no loop
     runs: list[tuple[int, int]] = []
     for value in values:
         if runs and value == runs[-1][1] + 1:
@@ -71,10 +74,13 @@ def encode(committed: int, end: int, unsettled: Sequence[int], deliveries: Mappi
     """The metadata for a commit of ``committed`` (``unsettled`` sorted, absolute)."""
     if end <= committed and not unsettled:
         return ""
+    fast = _encode_one_run(committed, end, unsettled, deliveries, limit)
+    if fast is not None:
+        return fast
     unsettled_text: list[str] = []
     used = len(PREFIX) + 24  # the prefix, "e=<digits>" and separators
     cut_at: int | None = None
-    for first, last in _ranges(o - committed for o in unsettled):
+    for first, last in _ranges([o - committed for o in unsettled]):
         piece = _show(first, last)
         if used + len(piece) + 1 > limit:
             cut_at = first  # from here on a next owner re-reads: duplicates, no loss
@@ -109,6 +115,26 @@ def encode(committed: int, end: int, unsettled: Sequence[int], deliveries: Mappi
     return head
 
 
+def _encode_one_run(committed: int, end: int, unsettled: Sequence[int],
+                    deliveries: Mapping[int, int], limit: int) -> str | None:
+    """What :func:`encode` writes when the unsettled offsets are one run, all delivered
+    equally often: the record right after a receive (everything handed out once) and
+    after in-order acks. Each such commit would otherwise cost a Python loop over every
+    unsettled offset. None: not that case, :func:`encode` takes the general path."""
+    if not unsettled or unsettled[-1] - unsettled[0] != len(unsettled) - 1:
+        return None
+    counts = set(map(deliveries.get, unsettled, itertools.repeat(0)))
+    if len(counts) != 1:
+        return None
+    count = counts.pop()
+    span = _show(unsettled[0] - committed, unsettled[-1] - committed)
+    if len(PREFIX) + 24 + len(span) + 1 > limit:
+        return None  # the general path cuts the range
+    text = (f"{PREFIX};e={end - committed};u={span};n={span}:{count}" if count >= 1
+            else f"{PREFIX};e={end - committed};u={span};n=")
+    return text if len(text) <= limit else None
+
+
 def decode(committed: int, metadata: str | None) -> Record:
     """The record in ``metadata`` (committed by this adapter); an empty record for
     metadata written by anything else."""
@@ -138,15 +164,10 @@ Taken = tuple[int, int, int, Any, int]
 """(partition, epoch, offset, message, attempt) of one record handed out."""
 
 
-class _Held:
-    """A fetched record this member has not settled."""
-
-    __slots__ = ("due", "in_flight", "message")
-
-    def __init__(self, message: object, due: float) -> None:
-        self.message = message
-        self.due = due  # wall-clock time before which it is not handed out (delayed send)
-        self.in_flight = False
+_MESSAGE, _DUE, _OUT = 0, 1, 2
+"""Fields of a held record, ``[message, due, in_flight]``: what this member fetched and
+has not settled. ``due`` is the wall-clock time before which it is not handed out (a
+delayed send). A list rather than an object: one is made per record fetched."""
 
 
 class PartitionState:
@@ -165,7 +186,8 @@ class PartitionState:
         self._end = record.end if record is not None else (committed or 0)
         self._unsettled_before = set(record.unsettled) if record is not None else set()
         self.deliveries: dict[int, int] = dict(record.deliveries) if record else {}
-        self.pending: dict[int, _Held] = {}  # insertion order == offset order
+        self.pending: dict[int, list[Any]] = {}  # held records; insertion order ==
+        # offset order
         self._ready: list[int] = []  # heap of offsets waiting to be handed out
         self.blocked_until = 0.0
         self.last_commit: tuple[int, str] | None = None
@@ -177,13 +199,15 @@ class PartitionState:
         """A record the client fetched. False when it must not be handed out: the group
         settled it already (acked above a gap before a rebalance) or it is a stale
         repeat from before a seek."""
-        if self.position is not None and offset < self.position:
+        position = self.position
+        if position is not None and offset < position:
             return False
         self.position = offset + 1
-        if offset < self._end and offset not in self._unsettled_before:
-            return False
-        self._unsettled_before.discard(offset)
-        self.pending[offset] = _Held(message, due)
+        if offset < self._end:
+            if offset not in self._unsettled_before:
+                return False
+            self._unsettled_before.discard(offset)
+        self.pending[offset] = [message, due, False]
         heapq.heappush(self._ready, offset)
         return True
 
@@ -195,18 +219,25 @@ class PartitionState:
             return
         waiting: list[int] = []
         ready = self._ready
-        while ready and len(out) < limit:
-            offset = heapq.heappop(ready)
-            held = self.pending.get(offset)
-            if held is None or held.in_flight:
+        pending = self.pending
+        deliveries = self.deliveries
+        pop = heapq.heappop
+        append = out.append
+        partition, epoch = self.partition, self.epoch
+        wanted = limit - len(out)
+        while ready and wanted > 0:
+            offset = pop(ready)
+            held = pending.get(offset)
+            if held is None or held[_OUT]:
                 continue  # settled or handed out meanwhile
-            if held.due > now:
+            if held[_DUE] > now:
                 waiting.append(offset)
                 continue
-            attempt = self.deliveries.get(offset, 0) + 1
-            self.deliveries[offset] = attempt
-            held.in_flight = True
-            out.append((self.partition, self.epoch, offset, held.message, attempt))
+            attempt = deliveries.get(offset, 0) + 1
+            deliveries[offset] = attempt
+            held[_OUT] = True
+            append((partition, epoch, offset, held[_MESSAGE], attempt))
+            wanted -= 1
         for offset in waiting:
             heapq.heappush(ready, offset)
 
@@ -214,21 +245,21 @@ class PartitionState:
         """When something not ready now may become ready (None: nothing waits on time)."""
         if self.blocked_until > now:
             return self.blocked_until if self._ready else None
-        dues = [held.due for offset in self._ready
-                if (held := self.pending.get(offset)) is not None and held.due > now]
+        dues = [held[_DUE] for offset in self._ready
+                if (held := self.pending.get(offset)) is not None and held[_DUE] > now]
         return min(dues) if dues else None
 
     def has_ready(self, now: float) -> bool:
         if not self._ready or now < self.blocked_until:
             return False
-        return any((held := self.pending.get(offset)) is not None and held.due <= now
-                   and not held.in_flight for offset in self._ready)
+        return any((held := self.pending.get(offset)) is not None and held[_DUE] <= now
+                   and not held[_OUT] for offset in self._ready)
 
     # -- settlement -------------------------------------------------------------------
     def ack(self, offset: int) -> bool:
         """Settle a handed-out record. False for one this state does not hold out."""
         held = self.pending.get(offset)
-        if held is None or not held.in_flight:
+        if held is None or not held[_OUT]:
             return False
         del self.pending[offset]
         self.deliveries.pop(offset, None)
@@ -238,23 +269,24 @@ class PartitionState:
         """Put a handed-out record back at its place in the partition's order. With a
         delay the whole partition waits: nothing behind it overtakes it (seek-back)."""
         held = self.pending.get(offset)
-        if held is None or not held.in_flight:
+        if held is None or not held[_OUT]:
             return False
-        held.in_flight = False
+        held[_OUT] = False
         heapq.heappush(self._ready, offset)
         if delay:
             self.blocked_until = max(self.blocked_until, now + delay)
         return True
 
     def in_flight(self) -> list[int]:
-        return [offset for offset, held in self.pending.items() if held.in_flight]
+        return [offset for offset, held in self.pending.items() if held[_OUT]]
 
     # -- committing -------------------------------------------------------------------
     def commit_point(self) -> tuple[int, str] | None:
         """(offset, metadata) to commit now, None when nothing is known yet."""
         if self.position is None:
             return None
-        before = sorted(o for o in self._unsettled_before if o >= self.position)
+        before = sorted(o for o in self._unsettled_before if o >= self.position) if (
+            self._unsettled_before) else []
         end = max(self.position, self._end)
         if not self.pending and not before:
             return end, ""

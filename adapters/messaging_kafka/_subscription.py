@@ -122,9 +122,10 @@ class KafkaSubscription(Subscription):
                 self._load_unloaded()
             taken = self._take(max_messages, time.time())
             if taken:
-                deliveries = self._deliveries(taken)
+                # The record goes out first, so the broker stores it while the Delivery
+                # objects are built: an ack's commit right after queues behind it.
                 self._record_deliveries()
-                return deliveries
+                return self._deliveries(taken)
             remaining = deadline - time.monotonic()
             if polled and remaining <= 0:
                 return []
@@ -149,9 +150,13 @@ class KafkaSubscription(Subscription):
 
     def _absorb(self, messages: list[Any]) -> BaseException | None:
         """Hand fetched records to their partitions' states. A fetch error is returned,
-        to be raised after every good record of the batch is safely held."""
+        to be raised after every good record of the batch is safely held. (The hot path:
+        one pass per record fetched, so locals are bound and records carrying the same
+        headers as the one before share its ``x-deliver-at`` reading.)"""
         error: BaseException | None = None
         deliver_at = _wire.deliver_at
+        last_headers: object = None
+        last_due = 0.0
         with self._state:
             parts = self._parts
             for message in messages:
@@ -164,8 +169,14 @@ class KafkaSubscription(Subscription):
                 if state is None:
                     continue  # no longer ours (or not loaded): its owner reads it
                 headers = message.headers()  # read once: confluent-kafka copies them
-                state.admit(message.offset(), (message, headers),
-                            deliver_at(headers) if headers else 0.0)
+                if not headers:
+                    due = 0.0
+                elif headers == last_headers:
+                    due = last_due
+                else:
+                    due = last_due = deliver_at(headers)
+                    last_headers = headers
+                state.admit(message.offset(), (message, headers), due)
         return error
 
     def _take(self, limit: int, now: float) -> list[Taken]:
@@ -184,26 +195,45 @@ class KafkaSubscription(Subscription):
 
     def _deliveries(self, taken: list[Taken]) -> list[Delivery]:
         """Delivery objects for what ``_take`` handed out (the hot path: locals bound,
-        helpers inlined)."""
+        helpers inlined). Records of one batch mostly share their headers and often
+        their timestamp: those are decoded once per batch, and every Delivery gets its
+        own copy of the headers dict, which its receiver may change."""
         topic = self.topic
+        prefix = topic + ":"
         utc = dt.UTC
         from_ms = dt.datetime.fromtimestamp
+        decode_headers = _wire.decode_headers
+        last_raw: object = None
+        last_headers: dict[str, str] = {}
+        last_millis = -1
+        last_stamp: dt.datetime | None = None
         out: list[Delivery] = []
         append = out.append
-        for partition, epoch, offset, (record, headers), attempt in taken:
+        for partition, epoch, offset, (record, raw), attempt in taken:
             key = record.key()
             kind, millis = record.timestamp()
-            append(Delivery(
-                ack_id=(partition, offset, epoch),
-                body=record.value() or b"",
-                id=f"{topic}:{partition}:{offset}",
-                attempt=attempt,
-                destination=topic,
-                key=None if key is None else key.decode("utf-8", "surrogateescape"),
-                headers=_wire.decode_headers(headers) if headers else {},
-                timestamp=from_ms(millis / 1000.0, utc) if kind and millis >= 0 else None,
-                position=f"{partition}:{offset}",
-            ))
+            if not kind or millis < 0:
+                stamp = None
+            elif millis == last_millis:
+                stamp = last_stamp
+            else:
+                stamp = last_stamp = from_ms(millis / 1000.0, utc)
+                last_millis = millis
+            if not raw:
+                headers = {}
+            elif raw == last_raw:
+                headers = last_headers.copy()
+            else:
+                last_headers = decode_headers(raw)
+                last_raw = raw
+                headers = last_headers.copy()
+            position = f"{partition}:{offset}"
+            # Positional: keywords cost twice as much here. The field order is pinned by
+            # a unit test (test_delivery_fields_are_in_the_order_the_adapter_passes).
+            append(Delivery((partition, offset, epoch), record.value() or b"",
+                            prefix + position, attempt, topic,
+                            None if key is None else key.decode("utf-8", "surrogateescape"),
+                            headers, stamp, position))
         return out
 
     def _until_due(self, now: float) -> float:
@@ -217,8 +247,12 @@ class KafkaSubscription(Subscription):
         self._check_open()
         settled = False
         with self._state:
-            for partition, offset, epoch in _ack_ids(ack_ids):
-                state = self._parts.get(partition)
+            parts = self._parts
+            for ack_id in ack_ids:
+                if not (isinstance(ack_id, tuple) and len(ack_id) == 3):
+                    raise InvalidRequest(f"{ack_id!r} is not an ack id of this adapter")
+                partition, offset, epoch = ack_id
+                state = parts.get(partition)
                 if state is not None and state.epoch == epoch and state.ack(offset):
                     settled = True
                 else:

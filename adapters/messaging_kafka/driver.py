@@ -84,6 +84,9 @@ acked behind it rides in the commit metadata) and waits in the consumer's memory
 MAX_BATCH = 1000
 CREATE_OPTIONS = frozenset({"replication_factor", "config"})
 _POLL = 0.05
+_SHARED_POLL = 0.002
+"""Longest wait in ``poll`` while other senders are at work: another sender's poll may
+serve this batch's last report, and this one's poll would then sleep on regardless."""
 _GROUP_HAS_MEMBERS = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.NON_EMPTY_GROUP,
                                 KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                                 KafkaError.GROUP_SUBSCRIBED_TO_TOPIC})
@@ -95,10 +98,11 @@ _AUTH_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICAT
 class _Batch:
     """Delivery reports of one ``send_batch``, filled in by the client's callbacks."""
 
-    __slots__ = ("done", "finished", "results", "size")
+    __slots__ = ("done", "finished", "prefix", "results", "size")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, topic: str, size: int) -> None:
         self.size = size
+        self.prefix = topic + ":"  # every message id starts with it
         self.results: list[SendResult] = [""] * size
         self.finished: list[int] = []
         self.done = threading.Event()
@@ -106,16 +110,20 @@ class _Batch:
             self.done.set()
 
     def delivered(self, index: int, error: KafkaError | None, message: Any) -> None:
-        # Served by whichever thread polls the producer: list.append is atomic.
-        self.results[index] = KafkaException(error) if error is not None else (
-            _wire.message_id(message.topic(), message.partition(), message.offset()))
-        self._count(index)
+        # The hot path of sending: one call per message, so the id is built inline
+        # (the topic is the batch's own). Served by whichever thread polls the producer:
+        # list.append is atomic, so the count holds with several pollers.
+        if error is None:
+            self.results[index] = f"{self.prefix}{message.partition()}:{message.offset()}"
+        else:
+            self.results[index] = KafkaException(error)
+        finished = self.finished
+        finished.append(index)
+        if len(finished) >= self.size:
+            self.done.set()
 
     def fail(self, index: int, error: BaseException) -> None:
         self.results[index] = error
-        self._count(index)
-
-    def _count(self, index: int) -> None:
         self.finished.append(index)
         if len(self.finished) >= self.size:
             self.done.set()
@@ -200,9 +208,17 @@ class KafkaDriver(Driver):
                    ) -> list[SendResult]:
         self._check_open()
         self._require_topic(destination)
-        batch = _Batch(len(messages))
+        batch = _Batch(destination, len(messages))
         producer = self._producer
+        produce = producer.produce
+        delivered = batch.delivered
+        partial = functools.partial
+        encode_headers = _wire.encode_headers
         now = time.time()
+        # The portable layer hands one headers mapping to every plain value of a batch:
+        # encode it once (the client only reads the list).
+        last_headers: Mapping[str, str] | None = None
+        encoded: list[tuple[str, bytes]] | None = None
         with self._senders_lock:
             self._senders += 1
         try:
@@ -210,13 +226,29 @@ class KafkaDriver(Driver):
                 if message.priority is not None or message.dedup_id is not None:
                     batch.fail(index, InvalidRequest("Kafka has no priority or dedup_id"))
                     continue
-                headers = _wire.encode_headers(
-                    message.headers, now + message.delay if message.delay else None)
+                body, key, headers, delay = (message.body, message.key, message.headers,
+                                             message.delay)
+                if delay:
+                    native = encode_headers(headers, now + delay) or None
+                else:
+                    if headers is not last_headers:
+                        last_headers = headers
+                        encoded = encode_headers(headers) or None
+                    native = encoded
+                on_delivery = partial(delivered, index)
                 try:
-                    self._produce(producer, destination, message.body,
-                                  key=_wire.encode_key(message.key), headers=headers,
-                                  on_delivery=functools.partial(batch.delivered, index))
-                except (KafkaException, BufferError, ValueError, TypeError) as error:
+                    produce(destination, value=body,
+                            key=None if key is None else _wire.encode_key(key),
+                            headers=native, on_delivery=on_delivery)
+                except BufferError:
+                    # The client's local queue is full: wait for room (rarely taken).
+                    try:
+                        self._produce_when_room(producer, destination, body,
+                                                key=_wire.encode_key(key), headers=native,
+                                                on_delivery=on_delivery)
+                    except (KafkaException, BufferError, ValueError, TypeError) as error:
+                        batch.fail(index, error)
+                except (KafkaException, ValueError, TypeError) as error:
                     batch.fail(index, error)
             self._await(batch)
         finally:
@@ -237,25 +269,24 @@ class KafkaDriver(Driver):
             if alone:
                 producer.flush(self.settings.request_timeout)
             else:
-                producer.poll(_POLL)
+                producer.poll(_SHARED_POLL)
 
-    def _produce(self, producer: ProducerClient, topic: str, body: bytes, *,
-                 key: bytes | None, headers: list[tuple[str, bytes]],
-                 on_delivery: functools.partial[None]) -> None:
-        deadline: float | None = None
+    def _produce_when_room(self, producer: ProducerClient, topic: str, body: bytes, *,
+                           key: bytes | None, headers: list[tuple[str, bytes]] | None,
+                           on_delivery: functools.partial[None]) -> None:
+        """Produce after a ``BufferError``: the client's local queue was full, nothing
+        of this message left yet. Serving delivery reports makes room; give up after
+        ``request_timeout``."""
+        deadline = time.monotonic() + self.settings.request_timeout
         while True:
+            producer.poll(_POLL)
             try:
-                producer.produce(topic, value=body, key=key, headers=headers or None,
+                producer.produce(topic, value=body, key=key, headers=headers,
                                  on_delivery=on_delivery)
                 return
             except BufferError:
-                # The client's local queue is full: nothing of this message left yet.
-                # Serving delivery reports makes room; give up after request_timeout.
-                if deadline is None:
-                    deadline = time.monotonic() + self.settings.request_timeout
-                elif time.monotonic() > deadline:
+                if time.monotonic() > deadline:
                     raise
-                producer.poll(_POLL)
 
     def _require_topic(self, topic: str) -> None:
         """Fail a send to a missing topic at once (DestinationNotFound) instead of after

@@ -4,6 +4,7 @@ over an in-memory fake of the three client objects (``messaging_kafka._client``)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -21,6 +22,7 @@ from messaging_kafka._settings import Settings
 import messaging
 from messaging.client import Client
 from messaging.codecs import DefaultCodec
+from messaging.driver import Delivery, OutgoingMessage
 from messaging.errors import ErrorCode
 from messaging.urls import parse_url
 
@@ -52,6 +54,21 @@ def test_metadata_over_the_limit_drops_counts_then_far_ranges() -> None:
     assert record.end <= 4001
     assert all(offset in record.unsettled for offset in unsettled if offset < record.end)
     assert not [o for o in record.unsettled if o >= record.end]
+
+
+def test_one_run_of_equally_delivered_offsets_reads_as_the_general_form() -> None:
+    # The common commits (right after a receive, after in-order acks) take a shortcut
+    # in encode; it must write exactly what the general path writes.
+    assert encode(10, 20, list(range(12, 20)), dict.fromkeys(range(12, 20), 1)) == (
+        "mk1;e=10;u=2-9;n=2-9:1")
+    assert encode(10, 11, [10], {10: 3}) == "mk1;e=1;u=0;n=0:3"
+    assert encode(10, 13, [10, 11, 12], {}) == "mk1;e=3;u=0-2;n="
+    assert encode(10, 13, [10, 11, 12], {10: 1, 11: 2, 12: 2}) == "mk1;e=3;u=0-2;n=0:1,1-2:2"
+    assert encode(10, 14, [10, 11, 13], dict.fromkeys((10, 11, 13), 1)) == (
+        "mk1;e=4;u=0-1,3;n=0-1:1,3:1")
+    assert decode(10, encode(10, 20, list(range(12, 20)), dict.fromkeys(range(12, 20), 2))
+                  ) == Record(end=20, unsettled=frozenset(range(12, 20)),
+                              deliveries=dict.fromkeys(range(12, 20), 2))
 
 
 def _state(committed: int | None = 0, record: Record | None = None) -> PartitionState:
@@ -533,6 +550,50 @@ def test_send_many_reports_each_message(client: messaging.Client, cluster: FakeC
         client.producer().send_many("orders", [b"ok", b"too long", b"ok"])
     assert sorted(raised.value.failed) == [1]  # type: ignore[attr-defined]
     assert sorted(raised.value.sent) == [0, 2]  # type: ignore[attr-defined]
+
+
+def test_one_batch_mixes_headers_delays_and_keys(client: messaging.Client,
+                                                cluster: FakeCluster) -> None:
+    # send_batch encodes a headers mapping shared by consecutive messages once: a
+    # delayed message, another mapping or a key in between must still get its own.
+    client.admin.create("mixed")
+    shared = {"a": "1"}
+    driver = client._driver
+    results = driver.send_batch("mixed", [
+        OutgoingMessage(b"0", None, shared), OutgoingMessage(b"1", "k", shared, delay=5.0),
+        OutgoingMessage(b"2", None, {"b": "2"}), OutgoingMessage(b"3", None, shared),
+        OutgoingMessage(b"4", None, {}), OutgoingMessage(b"5", None, shared)])
+    assert all(isinstance(result, str) for result in results)
+    records = {record.value(): record for log in cluster.logs["mixed"] for record in log}
+    assert records[b"0"].headers() == [("a", b"1")]
+    delayed = records[b"1"].headers() or []
+    assert delayed[0] == ("a", b"1")
+    assert delayed[1][0] == _wire.DELIVER_AT
+    assert records[b"1"].key() == b"k"
+    assert records[b"2"].headers() == [("b", b"2")]
+    assert records[b"3"].headers() == [("a", b"1")]
+    assert not records[b"4"].headers()
+    assert records[b"5"].headers() == [("a", b"1")]
+    assert sorted(results) == sorted(  # type: ignore[type-var]
+        f"mixed:{r.partition()}:{r.offset()}" for r in records.values())
+
+
+def test_delivery_fields_are_in_the_order_the_adapter_passes() -> None:
+    # The subscription builds Delivery positionally (its hot path).
+    assert [field.name for field in dataclasses.fields(Delivery)] == [
+        "ack_id", "body", "id", "attempt", "destination", "key", "headers", "timestamp",
+        "position"]
+
+
+def test_deliveries_with_the_same_headers_get_their_own_dicts(client: messaging.Client
+                                                              ) -> None:
+    client.admin.create("shared", groups=["g"])
+    client.producer().send_many("shared", [b"a", b"b"], headers={"h": "v"})
+    with client.consumer("shared", "g") as consumer:
+        got = _receive(consumer, 2)
+        assert [m.headers.get("h") for m in got] == ["v", "v"]
+        assert got[0].headers is not got[1].headers
+        consumer.ack_many(got)
 
 
 def test_a_missing_topic_is_created_by_the_portable_layer(client: messaging.Client,
