@@ -199,7 +199,14 @@ class RedisDriver(Driver):
     def send_batch(self, destination: str, messages: Sequence[OutgoingMessage]
                    ) -> list[SendResult]:
         _wire.check_fields(messages)
-        adds = [_to_add(message) for message in messages]
+        # Plain values of one send_many share one headers mapping: encode it once.
+        encoded: dict[int, _wire.Parts] = {}
+        adds = []
+        for message in messages:
+            headers = encoded.get(id(message.headers))
+            if headers is None:
+                headers = encoded[id(message.headers)] = _wire.header_parts(message.headers)
+            adds.append(_to_add(message, headers))
         results = self._api.add(destination, adds, self._settings.trim,
                                 self._dedup_window_ms)
         if all(result is None for result in results):
@@ -359,12 +366,12 @@ class RedisSubscription(Subscription):
                 for entry_id, fields, delivered in collected.entries]
 
 
-def _to_add(message: OutgoingMessage) -> ToAdd:
+def _to_add(message: OutgoingMessage, headers: _wire.Parts) -> ToAdd:
     if not message.delay and message.dedup_id is None:
-        return _wire.parts_of(message)
+        return _wire.parts_of(message, headers=headers)
     message_id = uuid.uuid4().hex if message.delay else None
     return Add(
-        _wire.parts_of(message, message_id),
+        _wire.parts_of(message, message_id, headers),
         delay_ms=math.ceil(message.delay * 1000) if message.delay else 0,
         dedup_id=message.dedup_id,
         message_id=message_id,

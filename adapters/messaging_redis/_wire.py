@@ -15,8 +15,9 @@ as headers. Bytes that are not UTF-8 in a field name or header value are kept th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from messaging.driver import Delivery, OutgoingMessage, SeekTarget
 from messaging.errors import ErrorCode
@@ -53,14 +54,23 @@ def check_fields(messages: Sequence[OutgoingMessage]) -> None:
             )
 
 
-def parts_of(message: OutgoingMessage, message_id: str | None = None) -> Parts:
-    """The entry's fields, body first."""
+def parts_of(message: OutgoingMessage, message_id: str | None = None,
+             headers: Parts | None = None) -> Parts:
+    """The entry's fields, body first; ``headers``: ``header_parts(message.headers)``
+    when the caller has it already (messages of one batch often share their headers)."""
     parts = [BODY, message.body]
     if message.key is not None:
         parts += (KEY, _encode(message.key))
     if message_id is not None:
         parts += (MESSAGE_ID, message_id.encode())
-    for name, value in message.headers.items():
+    parts += header_parts(message.headers) if headers is None else headers
+    return parts
+
+
+def header_parts(headers: Mapping[str, str]) -> Parts:
+    """The fields of ``headers``: name, value, name, value..."""
+    parts: Parts = []
+    for name, value in headers.items():
         parts += (_encode(name), _encode(value))
     return parts
 
@@ -100,7 +110,7 @@ def _delivery(destination: str, entry_id: bytes, parts: Sequence[bytes], count: 
             headers[name.decode("utf-8", errors)] = value.decode("utf-8", errors)
     position = entry_id.decode()
     return Delivery((entry_id, count), body, message_id or position, count, destination, key,
-                    headers, timestamp_of(position), position)
+                    headers, _time_of(entry_id.partition(b"-")[0]), position)
 
 
 def _encode(text: str) -> bytes:
@@ -112,7 +122,14 @@ def _encode(text: str) -> bytes:
 
 def timestamp_of(entry_id: str) -> dt.datetime:
     """The server time the entry was added: the milliseconds part of its id."""
-    return dt.datetime.fromtimestamp(int(entry_id.partition("-")[0]) / 1000, _UTC)
+    return _time_of(entry_id.partition("-")[0].encode())
+
+
+@functools.lru_cache(maxsize=256)
+def _time_of(millis: bytes) -> dt.datetime:
+    # Entries added in one burst share their millisecond: a received batch makes one
+    # datetime for many of them instead of one each (datetimes are immutable).
+    return dt.datetime.fromtimestamp(int(millis) / 1000, _UTC)
 
 
 def last_delivered_for(target: SeekTarget) -> str:
