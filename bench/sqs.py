@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
                              "ratio = adapter/boto3",
         summary="against bare boto3 {bare:.3f}, against boto3 with the same attributes "
                 "{attrs:.3f}",
-        gate="bare", batches_only=False)
+        gate="attrs")
 
 
 def _raw_ops_with_attributes(client: messaging.Client, destination: str, body: str) -> Ops:
