@@ -259,7 +259,7 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
             body: Callable[[int], Body], title: Callable[[messaging.Client], str],
             summary: str, gate: str,
             messages_for: Callable[[int, int], int] = messages_for,
-            target: float = TARGET_RATIO) -> int:
+            target: float = TARGET_RATIO, rounds: int = 3) -> int:
     """The ``main`` of ``python -m bench <name>``: the adapter against each baseline
     (label -> ops factory), for each body size (``body(size)``) and batch size, best of
     ``--rounds`` alternating runs on one client of the broker at ``--url`` (else
@@ -272,9 +272,9 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
     arguments.add_argument("--url", default=os.environ.get(url_env, default_url))
     arguments.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
                            metavar="BYTES")
-    arguments.add_argument("--rounds", type=int, default=3,
+    arguments.add_argument("--rounds", type=_positive_int, default=rounds,
                            help="measurements of each side, alternating who goes first; "
-                                "the best of each is kept (default 3)")
+                                f"the best of each is kept (default {rounds})")
     args = arguments.parse_args(argv)
     sides: list[OpsFactory[Body]] = [adapter_ops]
     sides.extend(baselines.values())
