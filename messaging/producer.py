@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from messaging import checks
 from messaging.capabilities import Capabilities
@@ -187,6 +187,8 @@ class _PlainValues:
 
 def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int, doing: str
                   ) -> list[str]:
+    if not any(isinstance(result, BaseException) for result in results):
+        return cast(list[str], list(results))  # the usual case: every message confirmed
     failed: dict[int, MessagingError] = {}
     sent: dict[int, str] = {}
     for index, result in enumerate(results, start=offset):

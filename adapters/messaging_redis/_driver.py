@@ -209,6 +209,11 @@ class RedisDriver(Driver):
             adds.append(_to_add(message, headers))
         results = self._api.add(destination, adds, self._settings.trim,
                                 self._dedup_window_ms)
+        try:
+            # The usual case, every entry added: each result is its id.
+            return [result.decode() for result in results]  # type: ignore[union-attr]
+        except AttributeError:  # None (no such stream) or an error for some entry
+            pass
         if all(result is None for result in results):
             # Nothing was sent: the portable layer may create the destination and resend.
             raise _missing(destination)

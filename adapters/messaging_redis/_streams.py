@@ -192,7 +192,10 @@ class RedisStreams:
         trim_args = trim.arguments()
         # NOMKSTREAM: a send to a destination that was never created reports it (None)
         # instead of making a stream that no group reads.
-        xadd = ["XADD", stream, "NOMKSTREAM", *trim_args, "*"]
+        # Bytes, encoded once per batch: redis-py encodes every str argument of every
+        # queued command again, and these repeat in each XADD of the batch.
+        xadd = [b"XADD", stream.encode(), b"NOMKSTREAM", *(a.encode() for a in trim_args),
+                b"*"]
         scripted = False
         for entry in entries:
             if isinstance(entry, Add):
