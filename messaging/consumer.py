@@ -115,20 +115,27 @@ class Consumer:
     # -- settlement (called by Message and the worker) -----------------------------------
     def ack_many(self, messages: Iterable[Message]) -> None:
         """Ack many messages in one driver call (already-acked ones are skipped)."""
-        self._settle_acks([m for m in messages if m._claim(Settlement.ACKED)])
+        claimed = []
+        for message in messages:  # Message._claim inlined: this runs for every message
+            if message._state is Settlement.PENDING:
+                message._state = Settlement.ACKED
+                claimed.append(message)
+            else:
+                message._claim(Settlement.ACKED)  # a no-op if acked, else AlreadySettled
+        self._settle_acks(claimed)
 
     def _settle_acks(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
         subscription = self._live()
         with native_errors(self._client._driver, f"ack on {self.destination!r}"):
-            subscription.send_acks([m.delivery.ack_id for m in messages])
+            subscription.send_acks([m._ack_id for m in messages])
         self._forget(messages)
 
     def _settle_nacks(self, messages: Sequence[Message], delay: float | None) -> None:
         subscription = self._live()
         with native_errors(self._client._driver, f"nack on {self.destination!r}"):
-            subscription.send_nacks([m.delivery.ack_id for m in messages], delay)
+            subscription.send_nacks([m._ack_id for m in messages], delay)
         self._forget(messages)
 
     def _dead_letter(self, message: Message, reason: str, error: BaseException | None) -> None:
@@ -148,7 +155,7 @@ class Consumer:
 
     def _extend_many(self, messages: Sequence[Message], seconds: float) -> None:
         with native_errors(self._client._driver, f"extend on {self.destination!r}"):
-            self._live().extend([m.delivery.ack_id for m in messages], seconds)
+            self._live().extend([m._ack_id for m in messages], seconds)
 
     def _unsettled(self) -> list[Message]:
         """The messages received and not yet settled (for the lease keeper)."""
@@ -165,7 +172,7 @@ class Consumer:
         with self._lock:
             forget = self._outstanding.pop
             for message in messages:
-                forget(message.delivery.ack_id, None)
+                forget(message._ack_id, None)
 
     # -- worker loop --------------------------------------------------------------------
     def run(
@@ -197,7 +204,7 @@ class Consumer:
         try:
             if pending:
                 with native_errors(driver, f"release on {self.destination!r}"):
-                    self._subscription.send_nacks([m.delivery.ack_id for m in pending], None)
+                    self._subscription.send_nacks([m._ack_id for m in pending], None)
         finally:
             with native_errors(driver, f"close consumer of {self.destination!r}"):
                 self._subscription.close()

@@ -38,10 +38,11 @@ class Settlement(enum.Enum):
 class Message:
     """A received message. Attributes mirror DESIGN.md's fixed names."""
 
-    __slots__ = ("_consumer", "_decoded", "_delivery", "_state")
+    __slots__ = ("_ack_id", "_consumer", "_decoded", "_delivery", "_state")
 
     def __init__(self, delivery: Delivery, consumer: Consumer) -> None:
         self._delivery = delivery
+        self._ack_id = delivery.ack_id  # read on every settlement: one attribute hop
         self._consumer = consumer
         self._state = Settlement.PENDING
         self._decoded: object = _UNDECODED
