@@ -203,10 +203,13 @@ class PartitionState:
         if position is not None and offset < position:
             return False
         self.position = offset + 1
-        if offset < self._end:
-            if offset not in self._unsettled_before:
+        before = self._unsettled_before
+        if before:  # an inherited record: only its unsettled offsets come again
+            if offset < self._end and offset not in before:
                 return False
-            self._unsettled_before.discard(offset)
+            before.discard(offset)
+        elif offset < self._end:
+            return False
         self.pending[offset] = [message, due, False]
         heapq.heappush(self._ready, offset)
         return True
