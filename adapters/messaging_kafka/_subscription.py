@@ -122,8 +122,9 @@ class KafkaSubscription(Subscription):
                 self._load_unloaded()
             taken = self._take(max_messages, time.time())
             if taken:
-                # The record goes out first, so the broker stores it while the Delivery
-                # objects are built: an ack's commit right after queues behind it.
+                # The record goes out first: the broker stores it while the Delivery
+                # objects are built, and an ack's commit (which the broker handles after
+                # it) waits less for it.
                 self._record_deliveries()
                 return self._deliveries(taken)
             remaining = deadline - time.monotonic()
