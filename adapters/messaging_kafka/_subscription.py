@@ -218,8 +218,14 @@ class KafkaSubscription(Subscription):
             elif millis == last_millis:
                 stamp = last_stamp
             else:
-                stamp = last_stamp = from_ms(millis / 1000.0, utc)
-                last_millis = millis
+                try:
+                    stamp = from_ms(millis / 1000.0, utc)
+                except (OverflowError, ValueError, OSError):
+                    # Any CreateTime a plain producer chose, past year 9999 say: the
+                    # record is still delivered, without a timestamp, rather than raising
+                    # after the batch was taken (which would strand it as in flight).
+                    stamp = None
+                last_stamp, last_millis = stamp, millis
             if not raw:
                 headers = {}
             elif raw == last_raw:

@@ -64,7 +64,10 @@ def timestamp(kind_and_ms: tuple[int, int]) -> dt.datetime | None:
     kind, milliseconds = kind_and_ms
     if kind == _NO_TIMESTAMP or milliseconds < 0:
         return None
-    return dt.datetime.fromtimestamp(milliseconds / 1000.0, dt.UTC)
+    try:
+        return dt.datetime.fromtimestamp(milliseconds / 1000.0, dt.UTC)
+    except (OverflowError, ValueError, OSError):  # past year 9999: no datetime holds it
+        return None
 
 
 def message_id(topic: str, partition: int, offset: int) -> str:

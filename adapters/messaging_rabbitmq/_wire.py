@@ -170,8 +170,17 @@ def delivery(ack_id: AckId, routing: str, redelivered: bool, props: Any, body: b
         destination=destination,
         key=routing or None,
         headers=headers,
-        timestamp=dt.datetime.fromtimestamp(stamp, dt.UTC) if stamp else None,
+        timestamp=_time_of(stamp) if stamp else None,
     )
+
+
+def _time_of(seconds: int) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, ValueError, OSError):
+        # A plain publisher's timestamp past year 9999: delivered without one, rather
+        # than failing the receive of the whole batch.
+        return None
 
 
 def attempt_of(redelivered: bool, props: Any) -> int:

@@ -120,16 +120,15 @@ def _encode(text: str) -> bytes:
         return text.encode("utf-8", _ERRORS)
 
 
-def timestamp_of(entry_id: str) -> dt.datetime:
-    """The server time the entry was added: the milliseconds part of its id."""
-    return _time_of(entry_id.partition("-")[0].encode())
-
-
 @functools.lru_cache(maxsize=256)
-def _time_of(millis: bytes) -> dt.datetime:
+def _time_of(millis: bytes) -> dt.datetime | None:
     # Entries added in one burst share their millisecond: a received batch makes one
     # datetime for many of them instead of one each (datetimes are immutable).
-    return dt.datetime.fromtimestamp(int(millis) / 1000, _UTC)
+    try:
+        return dt.datetime.fromtimestamp(int(millis) / 1000, _UTC)
+    except (OverflowError, ValueError, OSError):
+        # An id a plain client chose (XADD s 999999999999999-1 ...) past year 9999.
+        return None
 
 
 def last_delivered_for(target: SeekTarget) -> str:

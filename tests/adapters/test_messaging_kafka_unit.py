@@ -596,6 +596,18 @@ def test_deliveries_with_the_same_headers_get_their_own_dicts(client: messaging.
         consumer.ack_many(got)
 
 
+def test_a_timestamp_no_datetime_can_hold_is_delivered_without_one(
+        client: messaging.Client, cluster: FakeCluster) -> None:
+    client.admin.create("far", groups=["g"])
+    client.producer().send_many("far", [b"a", b"b"])
+    cluster.logs["far"][0][0]._ts = 2**62  # a plain producer's CreateTime, year > 9999
+    with client.consumer("far", "g") as consumer:
+        got = _receive(consumer, 2)
+        assert [(m.body, m.timestamp is None) for m in got] == [(b"a", True), (b"b", False)]
+        consumer.ack_many(got)
+    assert client.admin.depth("far", "g") == 0
+
+
 def test_a_missing_topic_is_created_by_the_portable_layer(client: messaging.Client,
                                                           cluster: FakeCluster) -> None:
     client.producer().send("fresh", b"x")

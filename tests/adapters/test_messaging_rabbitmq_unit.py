@@ -255,6 +255,8 @@ def test_a_delivery_maps_properties_back() -> None:
     assert got.timestamp == dt.datetime.fromtimestamp(1_700_000_000, dt.UTC)
     assert got.destination == "orders"
     assert _delivery(routing_key="").key is None
+    # A plain publisher's timestamp past year 9999: delivered, undated.
+    assert _delivery(timestamp=2**62).timestamp is None
 
 
 @pytest.mark.parametrize(("redelivered", "headers", "attempt"), [

@@ -152,6 +152,9 @@ def test_delivery_reads_fields_back() -> None:
     plain = _wire.delivery_of("orders", b"5-0", [b"temp", b"21"], 1)
     assert (plain.body, plain.key, plain.id, plain.headers) == (b"", None, "5-0",
                                                                {"temp": "21"})
+    # An id a plain client chose past year 9999: the entry still arrives, undated.
+    far = _wire.delivery_of("orders", b"999999999999999-1", [b"body", b"x"], 1)
+    assert (far.body, far.timestamp) == (b"x", None)
 
 
 def test_surrogates_go_back_as_the_original_bytes() -> None:
