@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from confluent_kafka import (
     Consumer,
@@ -40,6 +40,7 @@ _COORDINATOR_NOT_READY = frozenset({KafkaError.NOT_COORDINATOR,
                                     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                                     KafkaError.COORDINATOR_NOT_AVAILABLE})
 Which = Literal["earliest", "latest"]
+T = TypeVar("T")
 
 
 class KafkaMessage(Protocol):
@@ -204,13 +205,18 @@ class ConfluentAdmin:
         UNKNOWN_LEADER_EPOCH). Wait,
         within ``request_timeout``, until every partition answers, so ``create``
         returns a topic that is ready for use."""
+        self._when_ready(lambda: self.offsets(topic, self.partitions(topic), "latest"),
+                         _NOT_READY)
+
+    def _when_ready(self, call: Callable[[], T], not_ready: frozenset[int]) -> T:
+        """``call()``, again while it fails with a ``not_ready`` code (a broker still
+        getting ready, not a failure), within ``request_timeout``."""
         deadline = time.monotonic() + self._timeout
         while True:
             try:
-                self.offsets(topic, self.partitions(topic), "latest")
-                return
+                return call()
             except KafkaException as error:
-                if error.args[0].code() not in _NOT_READY or time.monotonic() > deadline:
+                if error.args[0].code() not in not_ready or time.monotonic() > deadline:
                     raise
             time.sleep(_LEADER_POLL)
 
@@ -243,15 +249,8 @@ class ConfluentAdmin:
         COORDINATOR_LOAD_IN_PROGRESS until it has loaded it. Like a new topic's leaders
         (``_wait_for_leaders``), that is a broker still getting ready, not a failure:
         wait for it within ``request_timeout``."""
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                return self._committed(group, topic, partitions)
-            except KafkaException as error:
-                if (error.args[0].code() not in _COORDINATOR_NOT_READY
-                        or time.monotonic() > deadline):
-                    raise
-            time.sleep(_LEADER_POLL)
+        return self._when_ready(lambda: self._committed(group, topic, partitions),
+                                _COORDINATOR_NOT_READY)
 
     def _committed(self, group: str, topic: str, partitions: Sequence[int]
                    ) -> dict[int, tuple[int, str | None]]:
