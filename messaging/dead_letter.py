@@ -10,9 +10,10 @@ headers like any other, so plain clients read them):
 * ``x-original-id`` and, where the backend has positions, ``x-original-position``
   (Kafka's ``partition:offset``, a stream entry id): where the original was.
 
-On a backend that limits the number of headers (SQS), the added headers are kept in the
-order above as far as the limit allows, and the ones left out are logged: the letter is
-never refused for them, since losing the message would be worse than losing a detail.
+On a backend that limits the number of headers (SQS), a letter over the declared limit
+(the worst case: it often still fits) keeps as many of the added headers, in the order
+above, as the backend takes for it, and the ones left out are logged: the letter is never
+refused for them, since losing the message would be worse than losing a detail.
 
 Where the backend moves messages natively (``dead_letter == "native"``) the driver does
 it in one step; elsewhere the portable layer publishes the letter and then acks the
@@ -27,6 +28,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from messaging.driver import DeadLetter, OutgoingMessage, Subscription
+from messaging.errors import UnsupportedFeature
 from messaging.guard import native_errors
 
 if TYPE_CHECKING:
@@ -46,30 +48,17 @@ ORIGINAL_POSITION = "x-original-position"
 _MAX_ERROR_TEXT = 1000
 
 
-def letter_headers(message: Message, group: str, reason: str,
-                   error: BaseException | None, max_headers: int | None = None
-                   ) -> dict[str, str]:
-    """The original headers plus the dead-letter ones, at most ``max_headers`` in all
-    (the original headers always stay: they fitted the original message)."""
-    added = {REASON: reason, ORIGINAL_DESTINATION: message.destination,
-             ORIGINAL_GROUP: group, ATTEMPTS: str(message.attempt)}
+def letter_additions(message: Message, group: str, reason: str,
+                     error: BaseException | None) -> list[tuple[str, str]]:
+    """The headers a dead letter adds to the original ones, most important first."""
+    added = [(REASON, reason), (ORIGINAL_DESTINATION, message.destination),
+             (ORIGINAL_GROUP, group), (ATTEMPTS, str(message.attempt))]
     if error is not None:
-        added[ERROR] = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
-    added[ORIGINAL_ID] = message.id
+        added.append((ERROR, f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]))
+    added.append((ORIGINAL_ID, message.id))
     if message.position is not None:
-        added[ORIGINAL_POSITION] = str(message.position)
-    headers = dict(message.headers)
-    left_out = []
-    for name, value in added.items():
-        if max_headers is None or name in headers or len(headers) < max_headers:
-            headers[name] = value
-        else:
-            left_out.append(name)
-    if left_out:
-        log.warning("dead letter of message %s from %r: left out %s (the backend carries "
-                    "at most %d headers)", message.id, message.destination,
-                    ", ".join(left_out), max_headers)
-    return headers
+        added.append((ORIGINAL_POSITION, str(message.position)))
+    return added
 
 
 def dead_letter(consumer: Consumer, subscription: Subscription, message: Message, *,
@@ -84,14 +73,36 @@ def dead_letter(consumer: Consumer, subscription: Subscription, message: Message
         with native_errors(driver, f"drop on {message.destination!r}"):
             subscription.send_acks([ack_id])
         return
+
+    def move(headers: dict[str, str]) -> None:
+        if consumer.capabilities.dead_letter == "native":
+            letter = DeadLetter(ack_id, destination, message.body, message.key, headers)
+            with native_errors(driver, f"dead-letter to {destination!r}"):
+                subscription.send_dead_letters([letter])
+            return
+        outgoing = OutgoingMessage(body=message.body, key=message.key, headers=headers)
+        consumer._client._producer._send_batch(destination, [outgoing], offset=0)
+        with native_errors(driver, f"ack dead-lettered on {message.destination!r}"):
+            subscription.send_acks([ack_id])
+
+    original = dict(message.headers)
+    added = letter_additions(message, consumer.group, reason, error)
     max_headers = consumer._client.capabilities_for(destination).max_headers
-    headers = letter_headers(message, consumer.group, reason, error, max_headers)
-    if consumer.capabilities.dead_letter == "native":
-        letter = DeadLetter(ack_id, destination, message.body, message.key, headers)
-        with native_errors(driver, f"dead-letter to {destination!r}"):
-            subscription.send_dead_letters([letter])
+    if max_headers is None or len(original) + len(added) <= max_headers:
+        move({**original, **dict(added)})
         return
-    outgoing = OutgoingMessage(body=message.body, key=message.key, headers=headers)
-    consumer._client._producer._send_batch(destination, [outgoing], offset=0)
-    with native_errors(driver, f"ack dead-lettered on {message.destination!r}"):
-        subscription.send_acks([ack_id])
+    # Over the declared limit, which is the worst case (SQS keeps room for every
+    # attribute of its own): keep as many additions as the backend takes for this
+    # letter. Each refusal comes before anything is sent.
+    for keep in range(len(added), -1, -1):
+        try:
+            move({**original, **dict(added[:keep])})
+        except UnsupportedFeature:
+            if keep == 0:
+                raise
+            continue
+        if keep < len(added):
+            log.warning("dead letter of message %s from %r: left out %s (too many headers "
+                        "for the backend)", message.id, message.destination,
+                        ", ".join(name for name, _ in added[keep:]))
+        return

@@ -126,3 +126,31 @@ def test_oversize_is_refused_before_anything_is_sent(sqs_url: str) -> None:
             assert client.admin.depth(name, "g") == 1
         finally:
             client.admin.delete(name)
+
+
+def test_a_message_at_the_header_limit_is_still_dead_lettered(sqs_url: str) -> None:
+    """Seven headers (the declared limit) plus the letter's own would exceed SQS's ten
+    attributes: the letter keeps every original header and as many of its own as fit,
+    the reason first, instead of failing and leaving the message stuck."""
+    with messaging.connect(sqs_url) as client:
+        name = f"full-{uuid.uuid4().hex[:8]}"
+        client.admin.create(name, groups=["g"])
+        client.admin.create(f"{name}.dlq", groups=["ops"])
+        try:
+            most = client.capabilities_for(name).max_headers
+            assert most is not None
+            headers = {f"h{n}": str(n) for n in range(most - 1)}  # + content-type = most
+            client.producer().send(name, "order", key="k", headers=headers)
+            with client.consumer(name, "g", dead_letter=f"{name}.dlq") as consumer:
+                (message,) = consumer.receive(1, timeout=5)
+                message.nack(requeue=False)
+            with client.consumer(f"{name}.dlq", "ops") as ops:
+                (letter,) = ops.receive(1, timeout=5)
+                letter.ack()
+            assert letter.body == b"order"
+            assert {k: letter.headers.get(k) for k in headers} == headers
+            assert letter.headers["x-dead-letter-reason"] == "rejected"
+            assert client.admin.depth(name, "g") == 0
+        finally:
+            client.admin.delete(name)
+            client.admin.delete(f"{name}.dlq")
