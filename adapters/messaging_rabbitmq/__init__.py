@@ -7,9 +7,9 @@ what is emulated and at what cost, and the broker settings that matter are in
 ``docs/adapters/rabbitmq.md``.
 
 Options (URL query, config file or keyword arguments of ``messaging.connect``):
-``connect_timeout``, ``request_timeout``, ``receive_linger``, ``heartbeat``,
-``queue_type`` (``quorum`` | ``classic``), ``max_priority`` (classic only),
-``max_message_bytes``, ``connection_name``, ``ca_file``.
+``connect_timeout``, ``request_timeout``, ``heartbeat``, ``queue_type`` (``quorum`` |
+``classic``), ``max_priority`` (classic only), ``max_message_bytes``,
+``connection_name``, ``ca_file``.
 
 Delivery semantics
 ------------------

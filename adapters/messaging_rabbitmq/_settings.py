@@ -29,7 +29,6 @@ MAX_PRIORITY = 255
 OPTION_TYPES: Mapping[str, type] = MappingProxyType({
     "connect_timeout": float,
     "request_timeout": float,
-    "receive_linger": float,
     "heartbeat": int,
     "queue_type": str,
     "max_priority": int,
@@ -47,12 +46,6 @@ class Settings:
     """Seconds to open the connection (TCP, TLS and the AMQP handshake together)."""
     request_timeout: float = 30.0
     """Seconds to wait for the broker's answer to one call (a confirm, a declare)."""
-    receive_linger: float = 0.005
-    """Seconds a receive that has some deliveries waits for more while the broker can
-    still send them (prefetch not used up), to return one batch rather than a trickle
-    of small ones: deliveries of one prefetch window arrive back to back, and every
-    receive and ack of a small batch costs a hop to the I/O thread (0: return at once).
-    confluent-kafka's ``consume(n, timeout)`` waits for a full batch the same way."""
     heartbeat: int | None = None
     """AMQP heartbeat in seconds (0 turns it off); None: the broker's (60 s)."""
     queue_type: QueueType = "quorum"
@@ -79,9 +72,6 @@ class Settings:
         for name in ("connect_timeout", "request_timeout"):
             if name in given:
                 given[name] = _positive_number(name, given[name])
-        if "receive_linger" in given:
-            given["receive_linger"] = _non_negative_number("receive_linger",
-                                                           given["receive_linger"])
         for name, least in (("heartbeat", 0), ("max_priority", 0), ("max_message_bytes", 1)):
             if name in given:
                 given[name] = _integer(name, given[name], least)
@@ -172,13 +162,6 @@ def _positive_number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) \
             or not math.isfinite(value) or value <= 0:
         raise ConfigurationError(f"option {name!r} must be a number > 0, got {value!r}")
-    return float(value)
-
-
-def _non_negative_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value) or value < 0:
-        raise ConfigurationError(f"option {name!r} must be a number >= 0, got {value!r}")
     return float(value)
 
 

@@ -201,8 +201,7 @@ class RabbitDriver(Driver):
                            Binding(queue, destination)])
         self._exchanges.add(destination)
         self._groups[destination].add(group)
-        subscription = RabbitSubscription(self, destination, group, queue, options.prefetch,
-                                          linger=self.settings.receive_linger)
+        subscription = RabbitSubscription(self, destination, group, queue, options.prefetch)
         with self._lock:
             self._subscriptions.add(subscription)
         return subscription
@@ -401,14 +400,12 @@ class RabbitSubscription(Subscription):
     """One consumer: a channel with ``basic.consume`` on the group's queue."""
 
     def __init__(self, driver: RabbitDriver, destination: str, group: str, queue: str,
-                 prefetch: int, *, linger: float) -> None:
+                 prefetch: int) -> None:
         self._driver = driver
         self.destination = destination
         self.group = group
         self.queue = queue
         self._prefetch = prefetch
-        self._linger = linger
-        self._wanted = 1  # buffered deliveries that wake a waiting receive_batch
         self._ready = threading.Condition(threading.Lock())
         self._buffer: collections.deque[_Raw] = collections.deque()
         self._held: dict[int, _Raw] = {}  # unsettled deliveries of the current channel
@@ -429,7 +426,7 @@ class RabbitSubscription(Subscription):
                 return
             self._held[raw[0]] = raw
             self._buffer.append(raw)
-            if self._waiting and len(self._buffer) >= self._wanted:
+            if self._waiting:
                 self._ready.notify()
 
     def _failed(self, epoch: int, error: BaseException) -> None:
@@ -465,34 +462,12 @@ class RabbitSubscription(Subscription):
                 assert self._failure is not None
                 self._reported = True
                 raise self._failure
-            self._linger_for_more(max_messages, deadline)
             buffer = self._buffer
             raws = [buffer.popleft() for _ in range(min(max_messages, len(buffer)))]
             epoch = self._epoch
         destination, delivery = self.destination, _wire.delivery
         return [delivery((epoch, raw[0]), raw[1], raw[2], raw[3], raw[4],
                          destination=destination) for raw in raws]
-
-    def _linger_for_more(self, max_messages: int, deadline: float) -> None:
-        """With ``_ready`` held and some deliveries buffered: wait up to ``linger`` for as
-        many as the call wants and the broker may still send (its prefetch credit is
-        ``prefetch`` minus the unsettled deliveries, buffered ones included)."""
-        buffered = len(self._buffer)
-        wanted = min(max_messages, buffered + self._prefetch - len(self._held))
-        if wanted <= buffered or self._linger <= 0:
-            return
-        until = min(deadline, time.monotonic() + self._linger)
-        self._wanted = wanted
-        self._waiting += 1
-        try:
-            while len(self._buffer) < wanted and self._failure is None:
-                remaining = until - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._ready.wait(remaining)
-        finally:
-            self._waiting -= 1
-            self._wanted = 1
 
     def send_acks(self, ack_ids: Sequence[AckId]) -> None:
         tags: list[int] = []

@@ -11,8 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -334,31 +332,6 @@ def test_receive_hands_out_what_arrived_and_ack_settles_it(
     assert consumer.acked == [1, 2]
     assert subscription.in_flight() == 0
     assert subscription.receive_batch(10, 0.0) == []
-
-
-def test_receive_lingers_for_the_rest_of_a_prefetch_window(transport: FakeTransport) -> None:
-    driver = RabbitDriver(Settings(receive_linger=5.0), lambda: transport)
-    subscription, consumer = subscribe(driver, transport, prefetch=3)
-    consumer.push(1)
-    later = threading.Timer(0.05, lambda: (consumer.push(2), consumer.push(3)))
-    later.start()
-    started = time.monotonic()
-    got = subscription.receive_batch(10, timeout=10.0)
-    later.join()
-    # It waited for the two the broker could still send, not for the 10 asked for nor
-    # the whole linger: the prefetch window was full with three.
-    assert [d.id for d in got] == ["id-1", "id-2", "id-3"]
-    assert time.monotonic() - started < 2.0
-    consumer.push(4)  # prefetch used up with four unsettled: no reason to wait
-    started = time.monotonic()
-    assert len(subscription.receive_batch(10, timeout=10.0)) == 1
-    assert time.monotonic() - started < 1.0
-
-
-def test_receive_linger_must_be_a_number_of_seconds() -> None:
-    assert Settings.parse({"receive_linger": 0}).receive_linger == 0.0
-    with pytest.raises(ConfigurationError, match="receive_linger"):
-        Settings.parse({"receive_linger": -1})
 
 
 def test_a_nack_republishes_on_the_next_receive_with_the_count_carried(
