@@ -49,7 +49,14 @@ class LeaseKeeper:
         """A keeper where the backend can extend and the subscription has a lease."""
         if not consumer.capabilities.extend:
             return None
-        lease = consumer._lease()
+        try:
+            lease = consumer._lease()
+        except MessagingError as error:
+            # E.g. credentials that may receive but not read the queue's attributes: the
+            # worker still runs, as it would have without automatic extension.
+            log.warning("no automatic extension on %r: its visibility timeout could not be "
+                        "read: %s", consumer.destination, error)
+            return None
         return None if lease is None else cls(consumer, lease)
 
     def start(self) -> None:

@@ -220,3 +220,27 @@ def test_a_retried_message_is_not_overtaken_by_later_messages_of_its_key(
     _run_until(client.consumer("events", prefetch=10), handler, stop, concurrency=2,
                retry=messaging.Retry(max_attempts=3, backoff=0.05)).join(20)
     assert done == [0, 1, 2, 3, 4]
+
+
+def test_a_lease_that_cannot_be_read_leaves_the_worker_running(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from messaging.engine.driver import EngineSubscription
+
+    def refused(self: EngineSubscription) -> float:
+        raise messaging.AuthenticationFailed("may not read the queue's attributes")
+
+    monkeypatch.setattr(EngineSubscription, "lease", refused)
+    with messaging.connect("memory://") as client:
+        client.admin.create("jobs", groups=["default"])
+        client.producer().send("jobs", b"one")
+        stop = threading.Event()
+        handled: list[bytes] = []
+
+        def handle(message: messaging.Message) -> None:
+            handled.append(message.body)
+            stop.set()
+
+        client.consumer("jobs").run(handle, stop_event=stop)
+        assert handled == [b"one"]
+        assert client.admin.depth("jobs", "default") == 0
+    assert "no automatic extension" in caplog.text
