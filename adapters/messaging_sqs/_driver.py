@@ -172,8 +172,12 @@ class SqsDriver(Driver):
         ids = [uuid.uuid4().hex for _ in messages]
         # Encode everything first: a message SQS would refuse fails the batch before
         # anything is sent.
-        encoded = [_wire.encode(message, message_id, topic.fifo)
-                   for message, message_id in zip(messages, ids, strict=True)]
+        checked: set[int] = set()  # ids of headers mappings checked (a batch shares them)
+        encoded = []
+        for message, message_id in zip(messages, ids, strict=True):
+            encoded.append(_wire.encode(message, message_id, topic.fifo,
+                                        id(message.headers) in checked))
+            checked.add(id(message.headers))
         failed: dict[int, BaseException] = {}
         sent_any = False
         try:

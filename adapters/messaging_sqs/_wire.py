@@ -80,9 +80,11 @@ def _is_text(body: bytes) -> str | None:
     """The body as text if SQS can carry it unchanged, else None."""
     if body.isascii():
         # The common case, checked in C: of ASCII, SQS refuses only the control
-        # characters other than tab, LF and CR (isprintable() takes four times as long).
-        return body.decode("ascii") if len(body.translate(None, _ILLEGAL_ASCII)) == len(
-            body) else None
+        # characters other than tab, LF and CR. A memchr per such byte value beats
+        # isprintable() eightfold on a 10 KiB body; on a small one a single pass does.
+        legal = (not any(c in body for c in _ILLEGAL_ASCII) if len(body) > 512
+                 else len(body.translate(None, _ILLEGAL_ASCII)) == len(body))
+        return body.decode("ascii") if legal else None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -122,15 +124,18 @@ def _group_id(kind: str, value: str) -> str:
     return encoded
 
 
-def encode(message: OutgoingMessage, message_id: str, fifo: bool) -> tuple[dict[str, Any], int]:
-    """The SendMessageBatch entry (without ``Id``) and its size as SQS counts it.
+def encode(message: OutgoingMessage, message_id: str, fifo: bool,
+           headers_checked: bool = False) -> tuple[dict[str, Any], int]:
+    """The SendMessageBatch entry (without ``Id``) and its size as SQS counts it;
+    ``headers_checked``: this message's headers mapping passed the checks already (the
+    messages of one batch often share it).
 
     Raises SqsRefused for what SQS would refuse, before anything is sent.
     """
-    attributes: dict[str, str] = {}
-    for name, value in message.headers.items():
-        _check_header(name, value)
-        attributes[name] = value
+    if not headers_checked:
+        for name, value in message.headers.items():
+            _check_header(name, value)
+    attributes = dict(message.headers)
     attributes[ID_ATTRIBUTE] = message_id
     text = None if _media_type(message.headers.get(CONTENT_TYPE)) == BYTES_TYPE else _is_text(
         message.body)

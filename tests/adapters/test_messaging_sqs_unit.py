@@ -352,3 +352,14 @@ def test_create_options_are_checked() -> None:
         driver.create("orders", 1, [], {"fifo": "yes"})
     with pytest.raises(SqsRefused, match="--"):
         driver.create("a--b", 1, [], {})
+
+
+@pytest.mark.parametrize("size", [10, 1000])  # both ways of checking ASCII
+def test_a_body_travels_as_text_exactly_when_sqs_can_carry_it(size: int) -> None:
+    plain = b"x" * size
+    assert wire._is_text(plain) == plain.decode()
+    assert wire._is_text(plain + b"\t\r\n\x7f") is not None
+    for refused in (b"\x00", b"\x08", b"\x0b", b"\x1f"):
+        assert wire._is_text(plain + refused) is None
+    assert wire._is_text(plain + "\u00e9".encode()) is not None
+    assert wire._is_text(plain + b"\xff") is None  # not UTF-8
