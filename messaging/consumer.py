@@ -93,8 +93,7 @@ class Consumer:
             deliveries = subscription.receive_batch(max_messages, timeout)
         messages = [Message(delivery, self) for delivery in deliveries]
         with self._lock:
-            self._outstanding.update(zip([d.ack_id for d in deliveries], messages,
-                                         strict=True))
+            self._outstanding.update((m._ack_id, m) for m in messages)
         return messages
 
     def __iter__(self) -> Iterator[Message]:

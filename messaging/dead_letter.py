@@ -65,7 +65,7 @@ def dead_letter(consumer: Consumer, subscription: Subscription, message: Message
                 destination: str | None, reason: str, error: BaseException | None) -> None:
     """Move ``message`` to ``destination`` (or drop it, logged, when there is none)."""
     driver = consumer._client._driver
-    ack_id = message.delivery.ack_id
+    ack_id = message._ack_id
     if destination is None:
         log.error("dropping message %s from %r (%s%s): the consumer has no dead_letter "
                   "destination", message.id, message.destination, reason,

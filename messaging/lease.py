@@ -19,8 +19,10 @@ the worst outcome is the redelivery the keeper exists to prevent, never a loss.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from messaging.errors import MessagingError
@@ -31,6 +33,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("messaging.lease")
 
 _SHORTEST_BEAT = 0.05  # seconds; a shorter lease is a test's, not worth a busier loop
+
+
+@contextlib.contextmanager
+def kept_invisible(consumer: Consumer) -> Iterator[None]:
+    """Extend ``consumer``'s held messages for as long as the block runs (where the
+    backend has leases to extend)."""
+    keeper = LeaseKeeper.for_consumer(consumer)
+    if keeper is None:
+        yield
+        return
+    keeper.start()
+    try:
+        yield
+    finally:
+        keeper.stop()
 
 
 class LeaseKeeper:

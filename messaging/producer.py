@@ -114,11 +114,8 @@ class Producer:
     def _prepare(self, destination: str, record: Record, caps: Capabilities
                  ) -> OutgoingMessage:
         body, content_type = self.codec.encode(record.value)
-        headers = checks.check_headers(record.headers, caps)
-        if content_type is not None and CONTENT_TYPE not in headers:
-            headers[CONTENT_TYPE] = content_type
-            # Only the count can change by adding our own well-formed header.
-            checks.check_header_count(headers, caps)
+        headers = _with_content_type(checks.check_headers(record.headers, caps), content_type,
+                                     caps)
         checks.check_size(destination, body, headers, caps)
         return OutgoingMessage(
             body=body,
@@ -178,11 +175,20 @@ class _PlainValues:
         return OutgoingMessage(body, self._key, headers)
 
     def _headers_for(self, content_type: str | None) -> tuple[dict[str, str], int]:
-        headers = self._headers
-        if content_type is not None and CONTENT_TYPE not in headers:
-            headers = {**headers, CONTENT_TYPE: content_type}
-            checks.check_header_count(headers, self._caps)
+        headers = _with_content_type(self._headers, content_type, self._caps)
         return headers, checks.message_size(b"", headers)
+
+
+def _with_content_type(headers: dict[str, str], content_type: str | None,
+                       caps: Capabilities) -> dict[str, str]:
+    """``headers`` (checked) plus the codec's ``content-type`` unless the user set one;
+    a new dict when one is added, so a mapping shared by a batch stays as it was."""
+    if content_type is None or CONTENT_TYPE in headers:
+        return headers
+    typed = {**headers, CONTENT_TYPE: content_type}
+    # Only the count can change by adding our own well-formed header.
+    checks.check_header_count(typed, caps)
+    return typed
 
 
 def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int, doing: str

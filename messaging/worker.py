@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from messaging import middleware
 from messaging.errors import ConfigurationError, ConnectionFailed
-from messaging.lease import LeaseKeeper
+from messaging.lease import kept_invisible
 from messaging.message import Message, Settlement
 from messaging.retry import Retry
 
@@ -66,20 +66,14 @@ class Worker:
         self._outage = 0.0
 
     def run(self) -> None:
-        keeper = LeaseKeeper.for_consumer(self.consumer)
-        if keeper is not None:
-            keeper.start()
-        try:
-            with self._signals(), ThreadPoolExecutor(
-                self.concurrency, thread_name_prefix="messaging-worker"
-            ) as pool:
-                try:
-                    self._loop(pool)
-                finally:
-                    self._drain()
-        finally:
-            if keeper is not None:
-                keeper.stop()
+        # Exits run in reverse: the pool's threads finish before the keeper stops.
+        with kept_invisible(self.consumer), self._signals(), ThreadPoolExecutor(
+            self.concurrency, thread_name_prefix="messaging-worker"
+        ) as pool:
+            try:
+                self._loop(pool)
+            finally:
+                self._drain()
         self.consumer.close()
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
