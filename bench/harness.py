@@ -12,7 +12,10 @@ Three figures per (backend, batch size), each in messages per second:
 
 A baseline does the same work with the bare client library (or a bare data structure)
 in the same run, so the ratio adapter/baseline says what the portable layer costs on
-this machine, whatever the machine.
+this machine, whatever the machine. Next to each rate is the client's CPU time per
+message (the benchmark process, all its threads: a client's I/O threads count): a
+broker whose speed swings moves the rates, hardly the CPU, so the difference of the
+two CPU figures is what the adapter's own code costs per message.
 
 Each side of a comparison is a set of :class:`Ops` on a fresh destination;
 :func:`adapter_ops` is the public-API side for any backend, :func:`measure` times one
@@ -23,7 +26,9 @@ side, :func:`best_of` alternates the sides over rounds, and :func:`compare` is t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import math
 import os
 import pkgutil
 import sys
@@ -52,16 +57,24 @@ RECEIVE_WAIT = 10.0
 Body = TypeVar("Body", bytes, str)
 
 
+_UNKNOWN = (math.nan, math.nan, math.nan)
+
+
 @dataclasses.dataclass(frozen=True)
 class Rates:
-    """Messages per second for the three figures."""
+    """Messages per second for the three figures, and the process CPU seconds per
+    message each took (NaN where not measured)."""
 
     send: float
     receive_ack: float
     end_to_end: float
+    cpu: tuple[float, float, float] = _UNKNOWN
 
     def by_metric(self) -> dict[str, float]:
         return dict(zip(METRICS, (self.send, self.receive_ack, self.end_to_end), strict=True))
+
+    def cpu_by_metric(self) -> dict[str, float]:
+        return dict(zip(METRICS, self.cpu, strict=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +85,9 @@ class Row:
     messages: int
     adapter: float
     baseline: float
+    adapter_cpu: float = math.nan
+    """Process CPU seconds per message, adapter side."""
+    baseline_cpu: float = math.nan
 
     @property
     def ratio(self) -> float:
@@ -149,10 +165,19 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("inf")
 
 
-def timed(work: Callable[[], None]) -> float:
-    started = time.perf_counter()
+def timed(work: Callable[[], None]) -> tuple[float, float]:
+    """Seconds ``work`` took, and the process CPU seconds it used."""
+    started, cpu = time.perf_counter(), time.process_time()
     work()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def rates(messages: int, sending: tuple[float, float], receiving: tuple[float, float],
+          trips: tuple[float, float]) -> Rates:
+    """The rates of ``messages`` sent, received and round-tripped in (wall, CPU) seconds."""
+    return Rates(rate(messages, sending[0]), rate(messages, receiving[0]),
+                 rate(messages, trips[0]),
+                 (sending[1] / messages, receiving[1] / messages, trips[1] / messages))
 
 
 def time_ops(ops: Ops, messages: int, batch: int) -> Rates:
@@ -169,8 +194,39 @@ def time_ops(ops: Ops, messages: int, batch: int) -> Rates:
             send(size, batch)
             drain(size, batch)
 
-    trip = timed(round_trips)
-    return Rates(rate(messages, sending), rate(messages, receiving), rate(messages, trip))
+    return rates(messages, sending, receiving, timed(round_trips))
+
+
+def time_interleaved(sides: Sequence[Ops], messages: int, batch: int) -> list[Rates]:
+    """:func:`time_ops` for several sides at once, taking turns batch by batch: each
+    batch of each phase is timed on every side before the next batch, the side that goes
+    first moving on by one each batch, and each side's times are summed. A broker whose
+    speed drifts from one second to the next (LocalStack does, by tens of percent) then
+    slows every side alike, instead of whichever one it happened to be measuring. Only for
+    clients that do nothing between calls: a side's background threads would run while
+    another side is timed."""
+    for ops in sides:
+        ops.send(min(batch, messages), batch)
+        ops.drain(min(batch, messages), batch)
+
+    def phase(*steps: Callable[[Ops, int], None]) -> list[tuple[float, float]]:
+        wall = [0.0] * len(sides)
+        cpu = [0.0] * len(sides)
+        for turn, size in enumerate(chunks(messages, batch)):
+            for k in range(len(sides)):
+                n = (turn + k) % len(sides)
+                started, used = time.perf_counter(), time.process_time()
+                for step in steps:
+                    step(sides[n], size)
+                wall[n] += time.perf_counter() - started
+                cpu[n] += time.process_time() - used
+        return list(zip(wall, cpu, strict=True))
+
+    sending = phase(lambda ops, size: ops.send(size, batch))
+    receiving = phase(lambda ops, size: ops.drain(size, batch))
+    trips = phase(lambda ops, size: ops.send(size, batch),
+                  lambda ops, size: ops.drain(size, batch))
+    return [rates(messages, s, r, t) for s, r, t in zip(sending, receiving, trips, strict=True)]
 
 
 def measure(client: messaging.Client, messages: int, batch: int, body: Body,
@@ -235,23 +291,56 @@ def measure_adapter(url: str, messages: int, batch: int, size: int = len(PAYLOAD
         return measure(client, messages, batch, b"x" * size, adapter_ops)
 
 
+def measure_interleaved(client: messaging.Client, messages: int, batch: int, body: Body,
+                        makers: Sequence[OpsFactory[Body]]) -> list[Rates]:
+    """:func:`time_interleaved` of the sides ``makers`` build, each on a fresh destination
+    of ``client``, all deleted afterwards."""
+    with contextlib.ExitStack() as stack:
+        sides = []
+        for make_ops in makers:
+            destination = f"bench-{uuid.uuid4().hex[:12]}"
+            client.admin.create(destination, groups=[GROUP])
+            stack.callback(client.admin.delete, destination)
+            ops = make_ops(client, destination, body)
+            stack.callback(ops.close)
+            sides.append(ops)
+        return time_interleaved(sides, messages, batch)
+
+
 def best_of(rounds: int, client: messaging.Client, messages: int, batch: int, body: Body, *,
-            sides: Sequence[OpsFactory[Body]]) -> list[Rates]:
+            sides: Sequence[OpsFactory[Body]], interleave: bool = False) -> list[Rates]:
     """Each side's best figures over ``rounds`` measurements (at least one), in the order
     of ``sides``. The cores are shared with the broker and whatever else runs, so the
-    sides take turns going first: in order in even rounds, reversed in odd ones."""
+    sides take turns going first: in order in even rounds, reversed in odd ones; or, with
+    ``interleave``, batch by batch within each measurement (:func:`time_interleaved`)."""
     results: list[list[Rates]] = [[] for _ in sides]
     order = list(zip(results, sides, strict=True))
     for n in range(max(1, rounds)):
+        if interleave:
+            for runs, rates in zip(results, measure_interleaved(
+                    client, messages, batch, body, sides), strict=True):
+                runs.append(rates)
+            continue
         for runs, make_ops in order if n % 2 == 0 else reversed(order):
             runs.append(measure(client, messages, batch, body, make_ops))
     return [best(runs) for runs in results]
 
 
 def best(results: Sequence[Rates]) -> Rates:
-    """The highest of each figure (not necessarily from the same run)."""
+    """The highest of each rate and the lowest of each CPU figure (not necessarily from
+    the same run)."""
+    send, receive, trip = zip(*(r.cpu for r in results), strict=True)
     return Rates(max(r.send for r in results), max(r.receive_ack for r in results),
-                 max(r.end_to_end for r in results))
+                 max(r.end_to_end for r in results), (min(send), min(receive), min(trip)))
+
+
+def rows_of(backend: str, batch: int, messages: int, adapter: Rates, baseline: Rates
+            ) -> list[Row]:
+    """The table rows of one comparison, a figure each."""
+    adapter_cpu, baseline_cpu = adapter.cpu_by_metric(), baseline.cpu_by_metric()
+    return [Row(backend, batch, metric, messages, value, baseline.by_metric()[metric],
+                adapter_cpu[metric], baseline_cpu[metric])
+            for metric, value in adapter.by_metric().items()]
 
 
 def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str,
@@ -259,7 +348,7 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
             body: Callable[[int], Body], title: Callable[[messaging.Client], str],
             summary: str, gate: str,
             messages_for: Callable[[int, int], int] = messages_for,
-            target: float = TARGET_RATIO, rounds: int = 3) -> int:
+            target: float = TARGET_RATIO, rounds: int = 3, interleave: bool = False) -> int:
     """The ``main`` of ``python -m bench <name>``: the adapter against each baseline
     (label -> ops factory), for each body size (``body(size)``) and batch size, best of
     ``--rounds`` alternating runs on one client of the broker at ``--url`` (else
@@ -267,7 +356,8 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
     <label>``), headed by ``title(client)``, and the lowest send or receive+ack ratio at
     batch > 1 per baseline (the issues' target compares batch APIs) after ``summary``, a
     format string with one field per label. ``--strict`` exits 1 when the ``gate`` baseline's lowest
-    ratio is below ``target``."""
+    ratio is below ``target``. ``interleave`` measures the sides batch by batch together
+    (:func:`time_interleaved`), for clients without background threads."""
     arguments = parser(name, doc.splitlines()[0] if doc else "", default_messages)
     arguments.add_argument("--url", default=os.environ.get(url_env, default_url))
     arguments.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
@@ -286,11 +376,10 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
                 print(f"measuring {size} bytes, batch {batch} ({count:,} messages)...",
                       file=sys.stderr, flush=True)
                 adapter, *raws = best_of(args.rounds, client, count, batch, body(size),
-                                         sides=sides)
+                                         sides=sides, interleave=interleave)
                 for label, raw in zip(baselines, raws, strict=True):
-                    for metric, value in adapter.by_metric().items():
-                        rows.append(Row(f"{name} {size}B vs {label}", batch, metric, count,
-                                        value, raw.by_metric()[metric]))
+                    rows.extend(rows_of(f"{name} {size}B vs {label}", batch, count, adapter,
+                                        raw))
         heading = title(client)
     print(heading)
     print(format_table(rows))
@@ -300,15 +389,31 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
              for label in baselines}
     print("\nlowest batch send or receive+ack ratio "
           f"(target >= {target}): {summary.format(**worst)}")
+    print(extra_cpu(rows, gate))
     return 1 if args.strict and worst[gate] < target else 0
+
+
+def extra_cpu(rows: Sequence[Row], label: str) -> str:
+    """The adapter's client CPU per message beyond the ``label`` baseline's, at batch >
+    1, for send and receive+ack: the most over the body sizes, in microseconds."""
+    parts = []
+    for metric in ("send", "receive+ack"):
+        extra = [row.adapter_cpu - row.baseline_cpu for row in rows
+                 if row.backend.endswith(f" vs {label}") and row.metric == metric
+                 and row.batch > 1]
+        if extra:
+            parts.append(f"{metric} {max(extra) * 1e6:+.1f} us")
+    return (f"the adapter's client CPU per message beyond {label}'s (the most over the "
+            f"sizes, batch > 1): {', '.join(parts) or 'not measured'}")
 
 
 def format_table(rows: Sequence[Row]) -> str:
     header = ("backend", "batch", "measure", "messages", "adapter msg/s", "baseline msg/s",
-              "ratio")
+              "ratio", "adapter cpu us/msg", "baseline cpu us/msg")
     cells = [header, *(
         (row.backend, str(row.batch), row.metric, f"{row.messages:,}", f"{row.adapter:,.0f}",
-         f"{row.baseline:,.0f}", f"{row.ratio:.3f}")
+         f"{row.baseline:,.0f}", f"{row.ratio:.3f}", _micros(row.adapter_cpu),
+         _micros(row.baseline_cpu))
         for row in rows
     )]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
@@ -320,6 +425,10 @@ def format_table(rows: Sequence[Row]) -> str:
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(header), rule, *(line(values) for values in cells[1:])])
+
+
+def _micros(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1e6:.1f}"
 
 
 def format_targets(targets: Sequence[Target], rows: Sequence[Row]) -> tuple[str, bool]:

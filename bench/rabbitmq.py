@@ -61,8 +61,7 @@ def main(argv: list[str]) -> int:
                 adapter_runs.append(measure_adapter(url, body, count, batch))
                 raw_runs.append(measure_raw(_plain_url(url), body, count, batch))
             adapter, raw = _median(adapter_runs), _median(raw_runs)
-            for metric, value in adapter.by_metric().items():
-                rows.append(Row(label, batch, metric, count, value, raw.by_metric()[metric]))
+            rows.extend(harness.rows_of(label, batch, count, adapter, raw))
 
     print(f"RabbitMQ adapter vs raw pika {pika.__version__} at {_redact(url)}: "
           f"quorum queue, persistent, publisher confirms, manual acks, prefetch "
@@ -104,9 +103,12 @@ def _plain_url(url: str) -> str:
 
 
 def _median(runs: list[Rates]) -> Rates:
+    send, receive, trip = zip(*(r.cpu for r in runs), strict=True)
     return Rates(statistics.median(r.send for r in runs),
                  statistics.median(r.receive_ack for r in runs),
-                 statistics.median(r.end_to_end for r in runs))
+                 statistics.median(r.end_to_end for r in runs),
+                 (statistics.median(send), statistics.median(receive),
+                  statistics.median(trip)))
 
 
 def _ratios(rows: list[Row]) -> tuple[str, bool]:

@@ -65,9 +65,7 @@ def main(argv: list[str]) -> int:
                       file=sys.stderr, flush=True)
                 adapter = harness.measure_adapter(url(), count, batch)
                 base = baseline(count, batch)
-                for metric, value in adapter.by_metric().items():
-                    rows.append(Row(label, batch, metric, count, value,
-                                    base.by_metric()[metric]))
+                rows.extend(harness.rows_of(label, batch, count, adapter, base))
 
     print(f"reference engine: {len(PAYLOAD)}-byte bodies; baselines: memory:// = "
           f"collections.deque + threading.Lock, sqlite:// = bare sqlite3 "

@@ -27,13 +27,15 @@ def test_reference_prints_the_table_with_ratios_and_targets() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("backend"))
-    assert header.split()[-1] == "ratio"
+    assert header.split()[4:] == ["adapter", "msg/s", "baseline", "msg/s", "ratio",
+                                  "adapter", "cpu", "us/msg", "baseline", "cpu", "us/msg"]
     for backend in ("memory://", "sqlite://"):
         for batch in (1, 100):
             for metric in harness.METRICS:
                 assert re.search(
                     rf"^{re.escape(backend)}\s+{batch}\s+{re.escape(metric)}\s+[\d,]+\s+"
-                    r"[\d,]+\s+[\d,]+\s+\d+\.\d{3}$", result.stdout, re.M,
+                    r"[\d,]+\s+[\d,]+\s+\d+\.\d{3}\s+\d+\.\d\s+\d+\.\d$", result.stdout,
+                    re.M,
                 ), f"no {backend} batch {batch} {metric} row:\n{result.stdout}"
     assert re.search(r"memory:// end-to-end at batch 100 >= 100,000 msg/s: [\d,]+\s+"
                      r"(met|NOT MET)", result.stdout)
@@ -63,3 +65,26 @@ def test_unknown_benchmark_as_a_subprocess() -> None:
     assert "known: " in result.stderr
     assert "reference" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_interleaved_sides_take_turns_batch_by_batch_and_each_does_all_its_work() -> None:
+    calls: list[tuple[str, str, int]] = []
+
+    def side(name: str) -> harness.Ops:
+        return harness.Ops(lambda count, batch: calls.append((name, "send", count)),
+                           lambda count, batch: calls.append((name, "drain", count)))
+
+    results = harness.time_interleaved([side("a"), side("b")], messages=250, batch=100)
+    assert len(results) == 2
+    assert all(r.send > 0 and r.receive_ack > 0 and r.end_to_end > 0 for r in results)
+    assert all(cpu >= 0 for r in results for cpu in r.cpu)
+    warm_up, timed = calls[:4], calls[4:]
+    assert warm_up == [("a", "send", 100), ("a", "drain", 100),
+                       ("b", "send", 100), ("b", "drain", 100)]
+    sends = [(name, count) for name, what, count in timed[:6]]
+    # Who goes first moves on by one each batch, so a slow moment of the broker lands on
+    # both sides alike; and the last, smaller batch is measured on both too.
+    assert sends == [("a", 100), ("b", 100), ("b", 100), ("a", 100), ("a", 50), ("b", 50)]
+    for name in "ab":
+        for what in ("send", "drain"):
+            assert sum(count for n, w, count in timed if (n, w) == (name, what)) == 2 * 250
