@@ -309,15 +309,13 @@ class RedisSubscription(Subscription):
             entries = self._api.read(self.destination, self.group, self.consumer, count,
                                      block_ms)
             if entries:
-                destination = self.destination
                 # A read of new entries (">") is their first delivery to this group.
-                return [_wire.delivery_of(destination, entry_id, fields, 1)
-                        for entry_id, fields in entries]
+                return _wire.deliveries_of(self.destination, entries, 1)
             if time.monotonic() >= deadline:
                 return []
 
     def send_acks(self, ack_ids: Sequence[AckId]) -> None:
-        ids = [_delivery(ack_id)[0] for ack_id in ack_ids]
+        ids = [entry_id for entry_id, _ in cast(Sequence[_wire.AckId], ack_ids)]
         unpark: list[bytes] = []
         if self._extended:
             with self._lock:

@@ -187,8 +187,6 @@ class RedisStreams:
 
     def add(self, stream: str, entries: Sequence[ToAdd], trim: Trim,
             dedup_window_ms: int) -> list[AddResult]:
-        pipe: Any = self._client.pipeline(transaction=False)
-        queue = pipe.execute_command
         trim_args = trim.arguments()
         # NOMKSTREAM: a send to a destination that was never created reports it (None)
         # instead of making a stream that no group reads.
@@ -196,6 +194,16 @@ class RedisStreams:
         # queued command again, and these repeat in each XADD of the batch.
         xadd = [b"XADD", stream.encode(), b"NOMKSTREAM", *(a.encode() for a in trim_args),
                 b"*"]
+        if len(entries) == 1 and not isinstance(entries[0], Add):
+            # One plain entry (every producer.send): one command, without the pipeline's
+            # setup, which costs more than the command itself. Errors as a pipeline
+            # reports them: in the result.
+            try:
+                return [self._untyped.execute_command(*xadd, *entries[0])]
+            except redis.ResponseError as error:
+                return [error]
+        pipe: Any = self._client.pipeline(transaction=False)
+        queue = pipe.execute_command
         scripted = False
         for entry in entries:
             if isinstance(entry, Add):

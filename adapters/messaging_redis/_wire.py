@@ -75,18 +75,63 @@ def header_parts(headers: Mapping[str, str]) -> Parts:
     return parts
 
 
+def deliveries_of(destination: str, entries: Sequence[tuple[bytes, Sequence[bytes]]],
+                  count: int) -> list[Delivery]:
+    """The deliveries of ``entries`` (entry id, fields), each received for the
+    ``count``-th time (a read of new entries: the first)."""
+    # The hot path: every message a read returns. Entries the adapter wrote start with
+    # their body, and those sent together mostly carry the same other fields (the
+    # content-type, shared headers) and the same millisecond: those are decoded once for
+    # a run of equal ones, and each Delivery gets its own copy of the headers dict, which
+    # its receiver may change. Anything else goes through delivery_of.
+    out: list[Delivery] = []
+    append = out.append
+    last_rest: object = None
+    key: str | None = None
+    message_id: str | None = None
+    headers: dict[str, str] = {}
+    last_millis = b""
+    stamp: dt.datetime | None = None
+    for entry_id, parts in entries:
+        if not parts or parts[0] != BODY:
+            append(delivery_of(destination, entry_id, parts, count))
+            continue
+        rest = parts[2:]
+        if rest != last_rest:
+            try:
+                again, key, message_id, headers = _fields(rest)
+            except UnicodeDecodeError:
+                again = b"?"
+            if again:  # odd bytes, or a second body field: read it the long way
+                last_rest = None
+                append(delivery_of(destination, entry_id, parts, count))
+                continue
+            last_rest = rest
+        millis = entry_id.partition(b"-")[0]
+        if millis != last_millis:
+            last_millis, stamp = millis, _time_of(millis)
+        position = entry_id.decode()
+        # Positional: keywords cost more on a path taken for every message.
+        append(Delivery((entry_id, count), parts[1], message_id or position, count,
+                        destination, key, headers.copy(), stamp, position))
+    return out
+
+
 def delivery_of(destination: str, entry_id: bytes, parts: Sequence[bytes],
                 count: int) -> Delivery:
     """The delivery of one entry, received for the ``count``-th time."""
     try:
-        return _delivery(destination, entry_id, parts, count)
+        body, key, message_id, headers = _fields(parts)
     except UnicodeDecodeError:  # rare: decode everything again, keeping the odd bytes
-        return _delivery(destination, entry_id, parts, count, _ERRORS)
+        body, key, message_id, headers = _fields(parts, _ERRORS)
+    position = entry_id.decode()
+    return Delivery((entry_id, count), body, message_id or position, count, destination, key,
+                    headers, _time_of(entry_id.partition(b"-")[0]), position)
 
 
-def _delivery(destination: str, entry_id: bytes, parts: Sequence[bytes], count: int,
-              errors: str | None = None) -> Delivery:
-    # Hot path (every received message): no helper calls; positional construction.
+def _fields(parts: Sequence[bytes], errors: str = "strict"
+            ) -> tuple[bytes, str | None, str | None, dict[str, str]]:
+    """Body, key, message id and headers of an entry's fields."""
     headers: dict[str, str] = {}
     body = b""
     key: str | None = None
@@ -95,22 +140,13 @@ def _delivery(destination: str, entry_id: bytes, parts: Sequence[bytes], count: 
     for name, value in zip(pairs, pairs, strict=False):  # the server sends pairs
         if name == BODY:
             body = value
-        elif errors is None:
-            if name == KEY:
-                key = value.decode()
-            elif name == MESSAGE_ID:
-                message_id = value.decode()
-            else:
-                headers[name.decode()] = value.decode()
         elif name == KEY:
             key = value.decode("utf-8", errors)
         elif name == MESSAGE_ID:
             message_id = value.decode("utf-8", errors)
         else:
             headers[name.decode("utf-8", errors)] = value.decode("utf-8", errors)
-    position = entry_id.decode()
-    return Delivery((entry_id, count), body, message_id or position, count, destination, key,
-                    headers, _time_of(entry_id.partition(b"-")[0]), position)
+    return body, key, message_id, headers
 
 
 def _encode(text: str) -> bytes:

@@ -157,6 +157,28 @@ def test_delivery_reads_fields_back() -> None:
     assert (far.body, far.timestamp) == (b"x", None)
 
 
+def test_a_batch_reads_each_entry_as_one_entry_alone() -> None:
+    shared = [b"content-type", b"text/plain", b"h", b"v"]
+    entries: list[tuple[bytes, list[bytes]]] = [
+        (b"1700000000123-0", [b"body", b"a", *shared]),
+        (b"1700000000123-1", [b"body", b"b", *shared]),  # same fields, same millisecond
+        (b"1700000000124-0", [b"body", b"c", *shared]),  # same fields, next millisecond
+        (b"1700000000124-1", [b"body", b"d", b"key", b"k1", *shared]),
+        (b"1700000000124-2", [b"body", b"e", b"key", b"k2", *shared]),
+        (b"1700000000124-3", [b"body", b"f", b"message-id", b"m-1", b"h", b"v"]),
+        (b"1700000000124-4", [b"temp", b"21"]),  # written by someone else: no body first
+        (b"1700000000124-5", [b"body", b"g", b"bad", b"\xff"]),
+        (b"1700000000124-6", [b"body", b"h", b"bad", b"\xff"]),
+        (b"1700000000124-7", [b"body", b"i", b"body", b"j"]),  # the last body wins
+        (b"1700000000124-8", [b"body", b"k", *shared]),
+    ]
+    batch = _wire.deliveries_of("orders", entries, 2)
+    assert batch == [_wire.delivery_of("orders", entry_id, parts, 2)
+                     for entry_id, parts in entries]
+    # Every receiver may change its own headers without touching another's.
+    assert len({id(delivery.headers) for delivery in batch}) == len(batch)
+
+
 def test_surrogates_go_back_as_the_original_bytes() -> None:
     delivery = _wire.delivery_of("d", b"1-0", [b"body", b"", b"\xc3(", b"\xfe"], 1)
     again = _wire.parts_of(OutgoingMessage(body=b"", headers=delivery.headers))
