@@ -79,7 +79,7 @@ class Client:
     def capabilities_for(self, destination: str) -> Capabilities:
         """What holds for one destination, where it differs from the backend's."""
         driver = self._live_driver()
-        with native_errors(driver, f"read capabilities of {destination!r}"):
+        with native_errors(driver, "read capabilities of %r", destination):
             return driver.capabilities(destination)
 
     def producer(self, codec: Codec | None = None) -> Producer:

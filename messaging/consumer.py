@@ -89,7 +89,7 @@ class Consumer:
         if timeout < 0:
             raise ConfigurationError(f"timeout must be >= 0, got {timeout!r}")
         subscription = self._live()
-        with native_errors(self._client._driver, f"receive from {self.destination!r}"):
+        with native_errors(self._client._driver, "receive from %r", self.destination):
             deliveries = subscription.receive_batch(max_messages, timeout)
         messages = [Message(delivery, self) for delivery in deliveries]
         with self._lock:
@@ -127,7 +127,7 @@ class Consumer:
         if not messages:
             return
         subscription = self._live()
-        with native_errors(self._client._driver, f"ack on {self.destination!r}"):
+        with native_errors(self._client._driver, "ack on %r", self.destination):
             subscription.send_acks([m._ack_id for m in messages])
         self._forget(messages)
 

@@ -66,8 +66,11 @@ class Producer:
         dedup_id: str | None = None,
     ) -> str:
         """Send one message; return the broker's id for it once confirmed."""
-        record = Record(value, key, headers, delay, priority, dedup_id)
-        return self.send_many(destination, [record])[0]
+        checks.check_name("destination", destination)
+        caps = self._client.capabilities_for(destination)
+        message = self._prepare(destination, caps, value, key=key, headers=headers,
+                                delay=delay, priority=priority, dedup_id=dedup_id)
+        return self._send_batch(destination, [message], offset=0)[0]
 
     def send_many(
         self,
@@ -85,7 +88,9 @@ class Producer:
         caps = self._client.capabilities_for(destination)
         plain = _PlainValues(self.codec, destination, key, headers, caps)
         outgoing = [
-            self._prepare(destination, item, caps) if isinstance(item, Record)
+            self._prepare(destination, caps, item.value, key=item.key, headers=item.headers,
+                          delay=item.delay, priority=item.priority, dedup_id=item.dedup_id)
+            if isinstance(item, Record)
             else plain.prepare(item)
             for item in values
         ]
@@ -111,35 +116,34 @@ class Producer:
         self.close()
 
     # -- internals --------------------------------------------------------------------
-    def _prepare(self, destination: str, record: Record, caps: Capabilities
-                 ) -> OutgoingMessage:
-        body, content_type = self.codec.encode(record.value)
-        headers = _with_content_type(checks.check_headers(record.headers, caps), content_type,
-                                     caps)
-        checks.check_size(destination, body, headers, caps)
+    def _prepare(self, destination: str, caps: Capabilities, value: object, *,
+                 key: str | None, headers: Mapping[str, str] | None, delay: float | None,
+                 priority: int | None, dedup_id: str | None) -> OutgoingMessage:
+        body, content_type = self.codec.encode(value)
+        checked = _with_content_type(checks.check_headers(headers, caps), content_type, caps)
+        checks.check_size(destination, body, checked, caps)
         return OutgoingMessage(
-            body=body,
-            key=checks.check_key(record.key),
-            headers=headers,
-            delay=checks.check_delay(record.delay, caps),
-            priority=checks.check_priority(record.priority, caps),
-            dedup_id=checks.check_dedup(record.dedup_id, caps),
+            body,
+            checks.check_key(key),
+            checked,
+            None if delay is None else checks.check_delay(delay, caps),
+            None if priority is None else checks.check_priority(priority, caps),
+            None if dedup_id is None else checks.check_dedup(dedup_id, caps),
         )
 
     def _send_batch(self, destination: str, batch: Sequence[OutgoingMessage], offset: int
                     ) -> list[str]:
         driver = self._client._live_driver()
-        doing = f"send to {destination!r}"
         try:
-            with native_errors(driver, doing):
+            with native_errors(driver, "send to %r", destination):
                 results = driver.send_batch(destination, batch)
         except DestinationNotFound:
             if not self._client._auto_create:
                 raise
             self._client.admin.create(destination)
-            with native_errors(driver, doing):
+            with native_errors(driver, "send to %r", destination):
                 results = driver.send_batch(destination, batch)
-        return _ids_or_raise(driver, results, offset, doing)
+        return _ids_or_raise(driver, results, offset, destination)
 
 
 class _PlainValues:
@@ -191,10 +195,11 @@ def _with_content_type(headers: dict[str, str], content_type: str | None,
     return typed
 
 
-def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int, doing: str
-                  ) -> list[str]:
+def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int,
+                  destination: str) -> list[str]:
     if not any(isinstance(result, BaseException) for result in results):
         return cast(list[str], list(results))  # the usual case: every message confirmed
+    doing = f"send to {destination!r}"
     failed: dict[int, MessagingError] = {}
     sent: dict[int, str] = {}
     for index, result in enumerate(results, start=offset):
