@@ -160,16 +160,16 @@ PARK = _NOW + """
 -- count); a settlement of a delivery that was reclaimed meanwhile is moot.
 -- KEYS: stream, parked zset of the group
 -- ARGV: group, parked consumer, delay ms, id, delivery count, id, delivery count, ...
--- Returns the number of entries parked.
+-- Returns the ids of the entries parked.
 local due = now + tonumber(ARGV[3])
-local parked = 0
+local parked = {}
 for i = 4, #ARGV, 2 do
   local id = ARGV[i]
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
   if #pending > 0 and pending[1][4] == tonumber(ARGV[i + 1]) then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
     redis.call('ZADD', KEYS[2], due, id)
-    parked = parked + 1
+    parked[#parked + 1] = id
   end
 end
 return parked

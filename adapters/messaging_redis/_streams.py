@@ -100,7 +100,9 @@ class StreamApi(Protocol):
                 default_idle_ms: int, sweep_idle_ms: int, trim: Trim) -> Collected: ...
 
     def park(self, stream: str, group: str, deliveries: Sequence[tuple[bytes, int]],
-             delay_ms: int) -> int: ...
+             delay_ms: int) -> list[bytes]:
+        """Park the deliveries that are still the ones received (same delivery count)
+        until ``delay_ms`` from now; the ids of those parked."""
 
     def ack(self, stream: str, group: str, ids: Sequence[bytes],
             unpark: Sequence[bytes]) -> None: ...
@@ -251,11 +253,11 @@ class RedisStreams:
         return Collected(claimed, None if int(next_due) < 0 else int(next_due), int(now))
 
     def park(self, stream: str, group: str, deliveries: Sequence[tuple[bytes, int]],
-             delay_ms: int) -> int:
+             delay_ms: int) -> list[bytes]:
         args: list[Any] = [group, _scripts.PARKED_CONSUMER, delay_ms]
         for entry_id, delivered in deliveries:
             args += [entry_id, delivered]
-        return int(self._park(keys=[stream, parked_key(stream, group)], args=args))
+        return list(self._park(keys=[stream, parked_key(stream, group)], args=args))
 
     def ack(self, stream: str, group: str, ids: Sequence[bytes],
             unpark: Sequence[bytes]) -> None:
