@@ -406,7 +406,11 @@ class RabbitSubscription(Subscription):
         self.group = group
         self.queue = queue
         self._prefetch = prefetch
-        self._ready = threading.Condition(threading.Lock())
+        # The state below is guarded by _lock; _ready (on the same lock) signals a
+        # waiting receive. Critical sections take the lock itself: a Condition's own
+        # __enter__ and __exit__ are Python calls, and one runs for every delivery.
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         self._buffer: collections.deque[_Raw] = collections.deque()
         self._held: dict[int, _Raw] = {}  # unsettled deliveries of the current channel
         self._epoch = 0  # one per channel: ack ids of an older channel are stale
@@ -421,7 +425,7 @@ class RabbitSubscription(Subscription):
 
     # -- called on the transport's I/O thread (store and signal only) -------------------
     def _delivered(self, epoch: int, raw: _Raw) -> None:
-        with self._ready:
+        with self._lock:
             if epoch != self._epoch:
                 return
             self._held[raw[0]] = raw
@@ -430,7 +434,7 @@ class RabbitSubscription(Subscription):
                 self._ready.notify()
 
     def _failed(self, epoch: int, error: BaseException) -> None:
-        with self._ready:
+        with self._lock:
             if epoch != self._epoch or self._failure is not None:
                 return
             self._failure = error
@@ -448,7 +452,7 @@ class RabbitSubscription(Subscription):
         if self._requeue:
             self._flush_requeues()
         deadline = time.monotonic() + timeout
-        with self._ready:
+        with self._lock:
             while not self._buffer and self._failure is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -472,7 +476,7 @@ class RabbitSubscription(Subscription):
     def send_acks(self, ack_ids: Sequence[AckId]) -> None:
         tags: list[int] = []
         stale: list[AckId] = []
-        with self._ready:  # one pass: this runs for every message consumed
+        with self._lock:  # one pass: this runs for every message consumed
             epoch, held = self._epoch, self._held
             live = self._failure is None and not self._closed
             for ack_id in ack_ids:
@@ -524,13 +528,13 @@ class RabbitSubscription(Subscription):
         try:
             if channel.stop():
                 self._flush_requeues()  # now they cannot come back to this consumer
-                with self._ready:
+                with self._lock:
                     unseen = list(self._buffer)
                     self._buffer.clear()
                 if unseen:
                     self._republish(channel, unseen, None, seen=False)
         finally:
-            with self._ready:
+            with self._lock:
                 self._epoch += 1
                 self._buffer.clear()
                 self._held.clear()
@@ -544,12 +548,12 @@ class RabbitSubscription(Subscription):
     # -- internals ----------------------------------------------------------------------
     def in_flight(self) -> int:
         """Deliveries this consumer holds unsettled (buffered or handed out)."""
-        with self._ready:
+        with self._lock:
             return len(self._held)
 
     def _attach(self) -> None:
         transport = self._driver._live()
-        with self._ready:
+        with self._lock:
             self._epoch += 1
             epoch = self._epoch
             self._failure, self._reported = None, False
@@ -565,7 +569,7 @@ class RabbitSubscription(Subscription):
         """Split ack ids into unsettled deliveries of the live channel and stale ones."""
         current: list[_Raw] = []
         stale: list[AckId] = []
-        with self._ready:
+        with self._lock:
             epoch, held = self._epoch, self._held
             live = self._failure is None and not self._closed
             for ack_id in ack_ids:
@@ -581,7 +585,7 @@ class RabbitSubscription(Subscription):
         return channel, current, stale  # type: ignore[return-value]
 
     def _settled(self, raws: list[_Raw]) -> None:
-        with self._ready:
+        with self._lock:
             for raw in raws:
                 self._held.pop(raw[0], None)
 
@@ -616,7 +620,7 @@ class RabbitSubscription(Subscription):
         nobody saw. Held back until the intake is stopped, it is counted once. Until
         then it stays unsettled here, and ``depth`` counts it.
         """
-        with self._ready:
+        with self._lock:
             epoch, first = self._epoch, not self._requeue
             self._requeue.extend((epoch, raw) for raw in raws)
         if first:
@@ -624,7 +628,7 @@ class RabbitSubscription(Subscription):
 
     def _flush_requeues(self) -> None:
         with self._flushing:
-            with self._ready:
+            with self._lock:
                 pending, self._requeue = self._requeue, []
                 live = self._failure is None
                 raws = [raw for epoch, raw in pending

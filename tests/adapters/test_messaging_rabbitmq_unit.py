@@ -252,6 +252,7 @@ def test_a_delivery_maps_properties_back() -> None:
     assert got.attempt == 1
     assert got.timestamp == dt.datetime.fromtimestamp(1_700_000_000, dt.UTC)
     assert got.destination == "orders"
+    assert (got.ack_id, got.body, got.position) == ((1, 1), b"b", None)
     assert _delivery(routing_key="").key is None
     # A plain publisher's timestamp past year 9999: delivered, undated.
     assert _delivery(timestamp=2**62).timestamp is None
