@@ -27,6 +27,31 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
+ADD_MANY = """
+-- Plain entries of one batch, an XADD each, in one call: for small messages the
+-- client's cost of one command per entry is most of the send (_streams.py,
+-- SCRIPTED_BODY_BYTES).
+-- KEYS: stream
+-- ARGV: number of trim arguments, trim arguments..., then per entry: its number of
+--       field arguments, its fields (name, value, ...)
+-- Returns per entry its id, false when there is no stream (NOMKSTREAM), or the error of
+-- its XADD (each entry is added or refused on its own, as in a pipeline).
+local ntrim = tonumber(ARGV[1])
+local args = {'XADD', KEYS[1], 'NOMKSTREAM'}
+for i = 1, ntrim do args[#args + 1] = ARGV[1 + i] end
+args[#args + 1] = '*'
+local base = #args
+local out = {}
+local i = 2 + ntrim
+while i <= #ARGV do
+  local count = tonumber(ARGV[i])
+  for j = 1, count do args[base + j] = ARGV[i + j] end
+  out[#out + 1] = redis.pcall(unpack(args, 1, base + count))
+  i = i + count + 1
+end
+return out
+"""
+
 SEND = _NOW + """
 -- A send with a delay and/or a dedup id.
 -- KEYS: stream, delayed stream, delayed due, dedup zset, dedup ids

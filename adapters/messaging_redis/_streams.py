@@ -30,6 +30,15 @@ Entry = tuple[bytes, Parts]
 """An entry id and its fields (name, value, name, value...)."""
 
 
+SCRIPTED_BODY_BYTES = 512
+"""A batch of plain entries whose bodies average at most this many bytes is added by the
+ADD_MANY script instead of a pipeline of XADD: about 1.5x the throughput at 100 bytes;
+around 1 KiB the two are even, and above it copying the arguments into the script costs
+more than the commands it saves."""
+SCRIPTED_ENTRIES = 100
+"""Entries per ADD_MANY call."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Trim:
     """How each XADD trims the stream: to about ``maxlen`` entries, or to the entries of
@@ -167,6 +176,7 @@ class RedisStreams:
         raw.set_response_callback("XREADGROUP", _as_sent)
         self._raw = raw
         self._send = client.register_script(_scripts.SEND)
+        self._add_many = client.register_script(_scripts.ADD_MANY)
         self._collect = client.register_script(_scripts.COLLECT)
         self._park = client.register_script(_scripts.PARK)
         self._leave = client.register_script(_scripts.LEAVE)
@@ -196,14 +206,18 @@ class RedisStreams:
         # queued command again, and these repeat in each XADD of the batch.
         xadd = [b"XADD", stream.encode(), b"NOMKSTREAM", *(a.encode() for a in trim_args),
                 b"*"]
-        if len(entries) == 1 and not isinstance(entries[0], Add):
-            # One plain entry (every producer.send): one command, without the pipeline's
-            # setup, which costs more than the command itself. Errors as a pipeline
-            # reports them: in the result.
-            try:
-                return [self._untyped.execute_command(*xadd, *entries[0])]
-            except redis.ResponseError as error:
-                return [error]
+        if not any(isinstance(entry, Add) for entry in entries):
+            plain = cast(Sequence[Parts], entries)
+            if len(plain) == 1:
+                # One entry (every producer.send): one command, without the pipeline's
+                # setup, which costs more than the command itself. Errors as a pipeline
+                # reports them: in the result.
+                try:
+                    return [self._untyped.execute_command(*xadd, *plain[0])]
+                except redis.ResponseError as error:
+                    return [error]
+            if sum(len(parts[1]) for parts in plain) <= SCRIPTED_BODY_BYTES * len(plain):
+                return self._add_scripted(stream, plain, trim_args)
         pipe: Any = self._client.pipeline(transaction=False)
         queue = pipe.execute_command
         scripted = False
@@ -229,6 +243,38 @@ class RedisStreams:
             else:
                 results.append(reply)
         return results
+
+    def _add_scripted(self, stream: str, entries: Sequence[Parts], trim_args: list[str]
+                      ) -> list[AddResult]:
+        """Plain entries through ADD_MANY, ``SCRIPTED_ENTRIES`` a call (so no call holds
+        the server for long); several calls are pipelined in one round trip, a single one
+        is made directly (a pipeline's setup costs about 1 us per entry of 100)."""
+        head: list[Any] = [len(trim_args), *trim_args]
+        calls = []
+        for start in range(0, len(entries), SCRIPTED_ENTRIES):
+            args = head.copy()
+            for parts in entries[start:start + SCRIPTED_ENTRIES]:
+                args.append(len(parts))
+                args += parts
+            calls.append(args)
+        replies: list[Any]
+        try:
+            if len(calls) == 1:
+                replies = [self._add_many(keys=[stream], args=calls[0])]
+            else:
+                pipe: Any = self._client.pipeline(transaction=False)
+                for args in calls:
+                    self._add_many(keys=[stream], args=args, client=pipe)
+                replies = pipe.execute(raise_on_error=False)
+        except redis.ResponseError as error:  # the script itself refused: nothing added
+            return [error] * len(entries)
+        results: list[AddResult] = []
+        for reply in replies:
+            if isinstance(reply, list):
+                results += reply
+            else:  # a call that failed as a whole (an error reply): none of its entries
+                results += [reply] * SCRIPTED_ENTRIES
+        return results[:len(entries)]
 
     def read(self, stream: str, group: str, consumer: str, count: int,
              block_ms: int | None) -> list[Entry]:

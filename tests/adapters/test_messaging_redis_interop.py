@@ -97,6 +97,38 @@ def test_adapter_batch_and_values_to_plain_client(client: messaging.Client, plai
     ]
 
 
+@pytest.mark.parametrize(("count", "size"), [
+    (3, 10), (250, 100),  # small bodies: added by the batch script (250: three calls)
+    (3, 4096),  # larger ones: a pipeline of XADD
+])
+def test_every_way_of_adding_a_batch_gives_the_same_plain_entries(
+        client: messaging.Client, plain: Any, destination: str, count: int,
+        size: int) -> None:
+    client.admin.create(destination, groups=["plain"])
+    bodies = [n.to_bytes(2, "big") * (size // 2) for n in range(count)]
+    ids = client.producer().send_many(destination, bodies, key="k", headers={"h": "v"})
+
+    got = plain_read(plain, destination, "plain", count)
+
+    assert [entry_id.decode() for entry_id, _ in got] == ids
+    assert [fields for _, fields in got] == [
+        {b"body": body, b"key": b"k", b"h": b"v", b"content-type": b"application/octet-stream"}
+        for body in bodies]
+
+
+def test_a_batch_to_a_key_that_is_not_a_stream_fails_every_message(
+        client: messaging.Client, plain: Any, destination: str) -> None:
+    plain.set(destination, "a string")
+    try:
+        with pytest.raises(messaging.MessagingError, match="WRONGTYPE") as raised:
+            client.producer().send_many(destination, [b"a", b"b", b"c"])
+        assert sorted(raised.value.failed) == [0, 1, 2]  # type: ignore[attr-defined]
+        assert raised.value.sent == {}  # type: ignore[attr-defined]
+        assert plain.get(destination) == b"a string"
+    finally:
+        plain.delete(destination)  # not a destination: admin.delete refuses it
+
+
 def test_plain_client_to_adapter(client: messaging.Client, plain: Any,
                                  destination: str) -> None:
     consumer = client.consumer(destination, "adapter", visibility_timeout=30)
