@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
 import os
 import pkgutil
 import sys
@@ -57,18 +56,15 @@ RECEIVE_WAIT = 10.0
 Body = TypeVar("Body", bytes, str)
 
 
-_UNKNOWN = (math.nan, math.nan, math.nan)
-
-
 @dataclasses.dataclass(frozen=True)
 class Rates:
     """Messages per second for the three figures, and the process CPU seconds per
-    message each took (NaN where not measured)."""
+    message each took."""
 
     send: float
     receive_ack: float
     end_to_end: float
-    cpu: tuple[float, float, float] = _UNKNOWN
+    cpu: tuple[float, float, float]
 
     def by_metric(self) -> dict[str, float]:
         return dict(zip(METRICS, (self.send, self.receive_ack, self.end_to_end), strict=True))
@@ -85,9 +81,9 @@ class Row:
     messages: int
     adapter: float
     baseline: float
-    adapter_cpu: float = math.nan
+    adapter_cpu: float
     """Process CPU seconds per message, adapter side."""
-    baseline_cpu: float = math.nan
+    baseline_cpu: float
 
     @property
     def ratio(self) -> float:
@@ -428,7 +424,7 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 def _micros(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1e6:.1f}"
+    return f"{seconds * 1e6:.1f}"
 
 
 def format_targets(targets: Sequence[Target], rows: Sequence[Row]) -> tuple[str, bool]:

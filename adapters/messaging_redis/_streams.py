@@ -250,10 +250,12 @@ class RedisStreams:
         the server for long); several calls are pipelined in one round trip, a single one
         is made directly (a pipeline's setup costs about 1 us per entry of 100)."""
         head: list[Any] = [len(trim_args), *trim_args]
+        chunks = [entries[start:start + SCRIPTED_ENTRIES]
+                  for start in range(0, len(entries), SCRIPTED_ENTRIES)]
         calls = []
-        for start in range(0, len(entries), SCRIPTED_ENTRIES):
+        for chunk in chunks:
             args = head.copy()
-            for parts in entries[start:start + SCRIPTED_ENTRIES]:
+            for parts in chunk:
                 args.append(len(parts))
                 args += parts
             calls.append(args)
@@ -269,12 +271,10 @@ class RedisStreams:
         except redis.ResponseError as error:  # the script itself refused: nothing added
             return [error] * len(entries)
         results: list[AddResult] = []
-        for reply in replies:
-            if isinstance(reply, list):
-                results += reply
-            else:  # a call that failed as a whole (an error reply): none of its entries
-                results += [reply] * SCRIPTED_ENTRIES
-        return results[:len(entries)]
+        for chunk, reply in zip(chunks, replies, strict=True):
+            # A call that failed as a whole (an error reply) added none of its entries.
+            results += reply if isinstance(reply, list) else [reply] * len(chunk)
+        return results
 
     def read(self, stream: str, group: str, consumer: str, count: int,
              block_ms: int | None) -> list[Entry]:

@@ -98,14 +98,12 @@ def deliveries_of(destination: str, entries: Sequence[tuple[bytes, Sequence[byte
             continue
         rest = parts[2:]
         if rest != last_rest:
-            try:
-                again, key, message_id, headers = _fields(rest)
-            except UnicodeDecodeError:
-                again = b"?"
-            if again:  # odd bytes, or a second body field: read it the long way
+            after_body = _after_body(rest)
+            if after_body is None:
                 last_rest = None
                 append(delivery_of(destination, entry_id, parts, count))
                 continue
+            key, message_id, headers = after_body
             last_rest = rest
         millis = entry_id.partition(b"-")[0]
         if millis != last_millis:
@@ -127,6 +125,19 @@ def delivery_of(destination: str, entry_id: bytes, parts: Sequence[bytes],
     position = entry_id.decode()
     return Delivery((entry_id, count), body, message_id or position, count, destination, key,
                     headers, _time_of(entry_id.partition(b"-")[0]), position)
+
+
+def _after_body(rest: Sequence[bytes]) -> tuple[str | None, str | None, dict[str, str]] | None:
+    """Key, message id and headers of the fields after an entry's leading body; None when
+    the entry needs delivery_of: another body field (the last one wins) or bytes that are
+    not UTF-8."""
+    if BODY in rest[::2]:
+        return None
+    try:
+        _, key, message_id, headers = _fields(rest)
+    except UnicodeDecodeError:
+        return None
+    return key, message_id, headers
 
 
 def _fields(parts: Sequence[bytes], errors: str = "strict"
