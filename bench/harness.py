@@ -136,10 +136,10 @@ def known_benchmarks() -> list[str]:
 def parser(prog: str, description: str, default_messages: int) -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(prog=f"python -m bench {prog}", description=description)
     result.add_argument(
-        "--messages", type=_positive_int, default=default_messages, metavar="N",
+        "--messages", type=positive_int, default=default_messages, metavar="N",
         help=f"messages per measurement at batch 100 (batch 1 uses N/10, at least 100); "
              f"default {default_messages}")
-    result.add_argument("--batches", type=_positive_int, nargs="+", default=[1, 100],
+    result.add_argument("--batches", type=positive_int, nargs="+", default=[1, 100],
                         metavar="B", help="batch sizes (default: 1 100)")
     result.add_argument("--strict", action="store_true",
                         help="exit 1 when a target is not met (default: report only)")
@@ -358,7 +358,7 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
     arguments.add_argument("--url", default=os.environ.get(url_env, default_url))
     arguments.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
                            metavar="BYTES")
-    arguments.add_argument("--rounds", type=_positive_int, default=rounds,
+    arguments.add_argument("--rounds", type=positive_int, default=rounds,
                            help="measurements of each side, alternating who goes first; "
                                 f"the best of each is kept (default {rounds})")
     args = arguments.parse_args(argv)
@@ -444,7 +444,7 @@ def format_targets(targets: Sequence[Target], rows: Sequence[Row]) -> tuple[str,
     return "\n".join(lines), all_met
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

@@ -3,7 +3,9 @@
 Each piece is a function from handler to handler (Watermill's ``router/middleware``),
 so the worker composes them and a user can add their own around the innermost call.
 
-* :func:`settle` acks a message whose handler returned without settling it.
+* :func:`settle` acks a message whose handler returned without settling it (the worker
+  passes its :class:`~messaging.ack_batcher.AckBatcher`, which sends such acks in
+  batches).
 * :func:`retry_or_dead_letter` turns a handler exception into a delayed redelivery
   (``nack(delay=backoff)``) while attempts remain, and into a dead letter once
   ``Retry.max_attempts`` deliveries have failed. A message that arrives already past
@@ -27,11 +29,11 @@ log = logging.getLogger("messaging.worker")
 Handler = Callable[[Message], object]
 
 
-def settle(handler: Handler) -> Handler:
+def settle(handler: Handler, ack: Callable[[Message], None] = Message.ack) -> Handler:
     def settled(message: Message) -> object:
         result = handler(message)
         if message.settlement is Settlement.PENDING:
-            message.ack()
+            ack(message)
         return result
 
     return settled

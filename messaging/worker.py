@@ -2,20 +2,30 @@
 
 Delivery semantics
 ------------------
-* Bounded in-flight work: at most ``concurrency`` handlers run, and the loop receives
-  only as many messages as there are free slots, so a slow handler slows the intake
-  instead of filling memory (backpressure).
+* Bounded in-flight work: at most ``concurrency`` handlers run, and the worker holds at
+  most ``max(prefetch, concurrency)`` messages in all (running, waiting in a lane, or
+  received and waiting for a slot), so a slow handler slows the intake instead of
+  filling memory (backpressure). ``prefetch`` is the consumer's (100 by default); a
+  consumer created with ``prefetch=1`` takes one message per free slot, which spreads
+  slow work evenly over a group's members.
+* Batches, not round trips: the worker receives many messages per call (it tops up what
+  it holds once less than half of it, or fewer than ``concurrency``, wait for a slot),
+  and a handler thread that finishes takes the next waiting message itself. The acks of
+  handlers that return without settling are sent in batches by an
+  :class:`~messaging.ack_batcher.AckBatcher`. So a worker with quick handlers makes a
+  broker call per batch, not two per message.
 * One key in order, different keys in parallel: messages with the same key are handed
   to one lane and run one after another in arrival order; keyless messages run freely.
   When a message is given back for a retry, the later messages of its key that the
   worker holds are given back too, so the retry is not overtaken (they are redelivered
   after it, with their ``attempt`` one higher).
 * Held messages stay invisible: where the backend has a visibility timeout, every
-  message the worker holds (running, or waiting in its lane) is extended every half
-  lease until it is settled or given back (:mod:`messaging.lease`).
+  message the worker holds (running, or waiting) is extended every half lease until it
+  is settled or given back (:mod:`messaging.lease`).
 * Graceful stop (``stop_event``, SIGTERM or SIGINT): no new messages are taken, running
-  handlers finish and are settled, and messages received but not started are given back
-  unacked (redelivered later). Then the consumer closes.
+  handlers finish and are settled, their acks are sent, and messages received but not
+  started are given back unacked in one batch (redelivered later). Then the consumer
+  closes.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from messaging import middleware
+from messaging.ack_batcher import AckBatcher
 from messaging.errors import ConfigurationError, ConnectionFailed
 from messaging.lease import kept_invisible
 from messaging.message import Message, Settlement
@@ -54,46 +65,81 @@ class Worker:
         self.consumer = consumer
         self.concurrency = concurrency
         self.stop = stop_event or threading.Event()
+        self._acks = AckBatcher(consumer)
         policy = retry or Retry()
         self.handle = middleware.retry_or_dead_letter(
-            middleware.settle(handler), policy, consumer.capabilities.max_delay, self.stop
+            middleware.settle(handler, self._acks.ack), policy,
+            consumer.capabilities.max_delay, self.stop
         )
-        self._free = threading.Semaphore(concurrency)
+        self._limit = max(concurrency, consumer._options.prefetch)
+        self._low_water = max(concurrency, self._limit // 2)
+        # Everything below is guarded by _lock; _state is a Condition on it (taken as
+        # the bare lock on the hot paths: a Condition's own enter/exit are Python calls).
+        self._lock = threading.Lock()
+        self._state = threading.Condition(self._lock)
+        self._ready: collections.deque[Message] = collections.deque()
         self._lanes: dict[str, collections.deque[Message]] = {}
-        self._lanes_lock = threading.Lock()
-        self._idle = threading.Condition()
-        self._running = 0
+        self._held = 0  # received and not finished: ready, in lanes, or running
+        self._running = 0  # handler threads at work
+        self._wake = False  # a slot was freed or the ready queue ran low
+        self._halted = False  # the loop ended: handler threads start nothing new
         self._outage = 0.0
 
     def run(self) -> None:
-        # Exits run in reverse: the pool's threads finish before the keeper stops.
-        with kept_invisible(self.consumer), self._signals(), ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix="messaging-worker"
-        ) as pool:
+        try:
+            # Exits run in reverse: the pool's threads finish, then their acks are sent,
+            # then the keeper stops; then the consumer gives back what was not started.
+            with kept_invisible(self.consumer), self._signals(), self._acks, \
+                    ThreadPoolExecutor(self.concurrency,
+                                       thread_name_prefix="messaging-worker") as pool:
+                try:
+                    self._loop(pool)
+                finally:
+                    self._drain()
+        except BaseException:
             try:
-                self._loop(pool)
-            finally:
-                self._drain()
+                self.consumer.close()
+            except Exception as error:  # the loop's own error is the one to raise
+                log.warning("closing the consumer after the worker failed also failed: %s",
+                            error)
+            raise
         self.consumer.close()
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while not self.stop.is_set():
-            if not self._free.acquire(timeout=_POLL):
-                continue
-            free = 1
-            while free < self.concurrency and self._free.acquire(blocking=False):
-                free += 1
-            batch = self._receive(free)
-            for _ in range(free - len(batch)):
-                self._free.release()
-            for message in batch:
-                self._dispatch(pool, message)
+            with self._lock:
+                starts = []
+                while self._running < self.concurrency:
+                    message = self._next_ready()
+                    if message is None:
+                        break
+                    self._running += 1
+                    starts.append(message)
+                room = self._limit - self._held if len(self._ready) < self._low_water else 0
+                slot_free = self._running < self.concurrency
+                self._wake = False
+            for message in starts:
+                pool.submit(self._work, message)
+            if room > 0:
+                # With a slot free there is nothing to do but wait for messages; with
+                # every slot busy, top up with what is there now, without waiting.
+                batch = self._receive(room, _POLL if slot_free else 0.0)
+                if batch:
+                    with self._lock:
+                        self._held += len(batch)
+                        self._ready.extend(batch)
+                    continue
+                if slot_free:
+                    continue  # the receive waited already
+            with self._lock:
+                if not self._wake:
+                    self._state.wait(_POLL)
 
-    def _receive(self, count: int) -> list[Message]:
+    def _receive(self, count: int, timeout: float) -> list[Message]:
         """A lost connection pauses the loop instead of ending it: the broker comes back
         and the worker carries on (unsettled messages are redelivered meanwhile)."""
         try:
-            batch = self.consumer.receive(count, timeout=_POLL)
+            batch = self.consumer.receive(count, timeout=timeout)
         except ConnectionFailed as error:
             self._outage = min(_MAX_OUTAGE_WAIT, max(_POLL, self._outage * 2))
             log.warning("receive failed, retrying in %.1f s: %s", self._outage, error)
@@ -102,61 +148,84 @@ class Worker:
         self._outage = 0.0
         return batch
 
-    def _dispatch(self, pool: ThreadPoolExecutor, message: Message) -> None:
-        key = message.key
-        if key is not None:
-            with self._lanes_lock:
-                lane = self._lanes.get(key)
-                if lane is not None:
-                    lane.append(message)  # runs after the earlier message of its key
-                    self._free.release()  # it waits in a lane, not in a slot
-                    return
+    def _next_ready(self) -> Message | None:
+        """The next received message that may start now; one whose key is busy goes to
+        its key's lane instead. Call with ``_lock`` held."""
+        ready = self._ready
+        while ready:
+            message = ready.popleft()
+            key = message.key
+            if key is None:
+                return message
+            lane = self._lanes.get(key)
+            if lane is None:
                 self._lanes[key] = collections.deque()
-        with self._idle:
-            self._running += 1
-        pool.submit(self._process, pool, message)
+                return message
+            lane.append(message)  # runs after the earlier message of its key
+        return None
 
-    def _process(self, pool: ThreadPoolExecutor, message: Message) -> None:
-        try:
-            if self.stop.is_set() and message.settlement is Settlement.PENDING:
-                message.nack(requeue=True)  # not started: give it back unprocessed
-            else:
+    def _work(self, message: Message | None) -> None:
+        """A handler thread: run ``message``, then whatever may run next, until nothing
+        may (then the slot is free)."""
+        while message is not None:
+            try:
                 self.handle(message)
-        except Exception:
-            log.exception("settling message %s failed; it will be redelivered", message.id)
-        finally:
-            self._next_in_lane(pool, message)
+            except Exception:
+                log.exception("settling message %s failed; it will be redelivered",
+                              message.id)
+            message = self._finish(message)
 
-    def _next_in_lane(self, pool: ThreadPoolExecutor, message: Message) -> None:
-        follower = None
-        if message.key is not None:
-            with self._lanes_lock:
-                lane = self._lanes[message.key]
-                if lane and message.settlement is Settlement.NACKED:
+    def _finish(self, message: Message) -> Message | None:
+        """Account for ``message`` being done and pick this thread's next one: the next
+        of its key, else the next ready message (none once stopping)."""
+        given_back: list[Message] = []
+        following: Message | None = None
+        with self._lock:
+            stopping = self._halted or self.stop.is_set()
+            self._held -= 1
+            key = message.key
+            if key is not None:
+                lane = self._lanes[key]
+                if message.settlement is Settlement.NACKED:
                     # Its retry must not be overtaken by later messages of its key: give
                     # them back too, so the broker redelivers the key in order.
-                    given_back = list(lane)
-                    lane.clear()
-                else:
-                    given_back = []
-                if lane:
-                    follower = lane.popleft()
-                else:
-                    del self._lanes[message.key]
-            for later in given_back:
-                later.nack(requeue=True)
-        if follower is not None:
-            pool.submit(self._process, pool, follower)  # keeps the slot and the count
-            return
-        self._free.release()
-        with self._idle:
-            self._running -= 1
-            self._idle.notify_all()
+                    given_back = self._later_of(key, lane)
+                    self._held -= len(given_back)
+                if lane and not stopping:
+                    following = lane.popleft()
+                elif not lane:
+                    del self._lanes[key]
+            before = len(self._ready)
+            if following is None and not stopping:
+                following = self._next_ready()
+            if following is None:
+                self._running -= 1
+                self._wake = True
+                self._state.notify_all()
+            elif before >= self._low_water > len(self._ready):
+                self._wake = True  # just ran low: the loop tops up
+                self._state.notify_all()
+        for later in given_back:
+            later.nack(requeue=True)
+        return following
+
+    def _later_of(self, key: str, lane: collections.deque[Message]) -> list[Message]:
+        """Take out every held message of ``key`` that has not started (its lane, then
+        the ready queue), in arrival order. Call with ``_lock`` held."""
+        later = list(lane)
+        lane.clear()
+        if any(m.key == key for m in self._ready):
+            later.extend(m for m in self._ready if m.key == key)
+            kept = [m for m in self._ready if m.key != key]
+            self._ready.clear()
+            self._ready.extend(kept)
+        return later
 
     def _drain(self) -> None:
-        with self._idle:
+        with self._lock:
+            self._halted = True
             while self._running:
-                self._idle.wait()
+                self._state.wait()
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:

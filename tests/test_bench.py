@@ -43,6 +43,16 @@ def test_reference_prints_the_table_with_ratios_and_targets() -> None:
                      r"(met|NOT MET)", result.stdout)
 
 
+def test_worker_prints_run_against_the_batch_loop_per_concurrency() -> None:
+    result = _run("worker", "--messages", "300", "--rounds", "1", "--concurrency", "1", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for concurrency in (1, 3):
+        assert re.search(
+            rf"^memory run\(concurrency={concurrency}\)\s+100\s+handled\s+300\s+[\d,]+\s+"
+            r"[\d,]+\s+\d+\.\d{3}\s+\d+\.\d\s+\d+\.\d$", result.stdout, re.M,
+        ), result.stdout
+
+
 def test_unknown_benchmark_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_main(["nosuch"]) == 2
     err = capsys.readouterr().err

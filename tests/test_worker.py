@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import messaging
+from messaging.driver import Delivery
 
 
 @pytest.fixture
@@ -205,8 +206,11 @@ def test_two_processes_exchange_10000_messages_over_sqlite_with_a_sigkill(tmp_pa
         assert client.admin.depth("work", "workers") == 0
 
 
+@pytest.mark.parametrize("concurrency", [1, 2], ids=["later-ones-ready", "later-ones-in-lane"])
 def test_a_retried_message_is_not_overtaken_by_later_messages_of_its_key(
-        client: messaging.Client) -> None:
+        client: messaging.Client, concurrency: int) -> None:
+    """With one slot the later messages wait in the ready queue; with two, in the key's
+    lane: either way they are given back with the retried one."""
     client.admin.create("events", groups=["default"])
     client.producer().send_many("events", [messaging.Record(i, key="k") for i in range(5)])
     done: list[int] = []
@@ -222,7 +226,7 @@ def test_a_retried_message_is_not_overtaken_by_later_messages_of_its_key(
         if len(done) == 5:
             stop.set()
 
-    _run_until(client.consumer("events", prefetch=10), handler, stop, concurrency=2,
+    _run_until(client.consumer("events", prefetch=10), handler, stop, concurrency=concurrency,
                retry=messaging.Retry(max_attempts=3, backoff=0.05)).join(20)
     assert done == [0, 1, 2, 3, 4]
 
@@ -249,3 +253,88 @@ def test_a_lease_that_cannot_be_read_leaves_the_worker_running(
         assert handled == [b"one"]
         assert client.admin.depth("jobs", "default") == 0
     assert "no automatic extension" in caplog.text
+
+
+def test_the_worker_holds_at_most_prefetch_messages(client: messaging.Client) -> None:
+    """Backpressure: a handler that does not return keeps the worker at ``prefetch``
+    messages; the rest stay with the group for its other members."""
+    client.admin.create("jobs", groups=["default"])
+    client.producer().send_many("jobs", list(range(20)))
+    started, release, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        started.set()
+        release.wait(10)
+
+    thread = _run_until(client.consumer("jobs", prefetch=5), handler, stop)
+    try:
+        assert started.wait(10)
+        time.sleep(0.2)  # time to take more than it may, if it would
+        with client.consumer("jobs") as other:
+            assert len(other.receive(20, timeout=1.0)) == 15
+    finally:
+        stop.set()
+        release.set()
+        thread.join(20)
+
+
+def test_quick_handlers_are_received_and_acked_in_batches(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One receive per message and one ack round trip per message would bound the
+    worker to the broker's round-trip rate: both go in batches."""
+    from messaging.engine.driver import EngineSubscription
+
+    received: list[int] = []
+    acked: list[int] = []
+    real_receive, real_ack = EngineSubscription.receive_batch, EngineSubscription.send_acks
+
+    def receive_batch(self: EngineSubscription, max_messages: int, timeout: float
+                      ) -> list[Delivery]:
+        got = real_receive(self, max_messages, timeout)
+        if got:
+            received.append(len(got))
+        return got
+
+    def send_acks(self: EngineSubscription, ack_ids: list[object]) -> None:
+        time.sleep(0.02)  # a broker round trip: acks of handlers finishing meanwhile wait
+        real_ack(self, ack_ids)
+        acked.append(len(ack_ids))
+
+    monkeypatch.setattr(EngineSubscription, "receive_batch", receive_batch)
+    monkeypatch.setattr(EngineSubscription, "send_acks", send_acks)
+    client.admin.create("jobs", groups=["default"])
+    client.producer().send_many("jobs", list(range(300)))
+    handled: list[object] = []
+    stop = threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        handled.append(message.value)
+        if len(handled) == 300:
+            stop.set()
+
+    _run_until(client.consumer("jobs"), handler, stop, concurrency=2).join(30)
+    assert sorted(handled) == list(range(300))  # type: ignore[type-var]
+    assert sum(received) == sum(acked) == 300
+    assert len(received) <= 30, received
+    assert len(acked) <= 30, acked
+    assert client.admin.depth("jobs") == 0
+
+
+def test_acks_the_broker_refuses_are_logged_and_delivered_again(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from messaging.engine.driver import EngineSubscription
+
+    def refused(self: EngineSubscription, ack_ids: list[object]) -> None:
+        raise messaging.ConnectionFailed("the broker went away")
+
+    client.admin.create("jobs", groups=["default"])
+    client.producer().send("jobs", b"once")
+    stop = threading.Event()
+    with monkeypatch.context() as patched:
+        patched.setattr(EngineSubscription, "send_acks", refused)
+        client.consumer("jobs").run(lambda message: stop.set(), stop_event=stop)
+    assert "could not ack 1 handled message(s) on 'jobs'" in caplog.text
+    with client.consumer("jobs") as again:
+        (message,) = again.receive(1, timeout=5.0)
+    assert (message.body, message.attempt) == (b"once", 2)
