@@ -82,7 +82,7 @@ class Worker:
         self._held = 0  # received and not finished: ready, in lanes, or running
         self._running = 0  # handler threads at work
         self._wake = False  # a slot was freed or the ready queue ran low
-        self._halted = False  # the loop ended: handler threads start nothing new
+        self._halted = False  # the loop ended (or must): handler threads start nothing new
         self._outage = 0.0
 
     def run(self) -> None:
@@ -106,7 +106,7 @@ class Worker:
         self.consumer.close()
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
-        while not self.stop.is_set():
+        while not (self.stop.is_set() or self._halted):
             with self._lock:
                 starts = []
                 while self._running < self.concurrency:
@@ -168,19 +168,28 @@ class Worker:
         """A handler thread: run ``message``, then whatever may run next, until nothing
         may (then the slot is free)."""
         while message is not None:
+            carry_on = False
             try:
                 self.handle(message)
+                carry_on = True
             except Exception:
                 log.exception("settling message %s failed; it will be redelivered",
                               message.id)
-            message = self._finish(message)
+                carry_on = True
+            finally:
+                # Even past a SystemExit from a handler the slot is accounted for (or
+                # the stop would wait for it forever), and then the worker stops.
+                message = self._finish(message, carry_on)
 
-    def _finish(self, message: Message) -> Message | None:
+    def _finish(self, message: Message, carry_on: bool = True) -> Message | None:
         """Account for ``message`` being done and pick this thread's next one: the next
-        of its key, else the next ready message (none once stopping)."""
+        of its key, else the next ready message (none once stopping, or without
+        ``carry_on``)."""
         given_back: list[Message] = []
         following: Message | None = None
         with self._lock:
+            if not carry_on:
+                self._halted = True  # a handler raised SystemExit or the like: stop
             stopping = self._halted or self.stop.is_set()
             self._held -= 1
             key = message.key
@@ -188,10 +197,14 @@ class Worker:
                 lane = self._lanes[key]
                 if message.settlement is Settlement.NACKED:
                     # Its retry must not be overtaken by later messages of its key: give
-                    # them back too, so the broker redelivers the key in order.
+                    # them back too, so the broker redelivers the key in order. The lane
+                    # stays, empty, until they are back: a message of the key received
+                    # meanwhile waits in it instead of starting.
                     given_back = self._later_of(key, lane)
                     self._held -= len(given_back)
-                if lane and not stopping:
+                    if not given_back:
+                        del self._lanes[key]
+                elif lane and not stopping:
                     following = lane.popleft()
                 elif not lane:
                     del self._lanes[key]
@@ -205,9 +218,28 @@ class Worker:
             elif before >= self._low_water > len(self._ready):
                 self._wake = True  # just ran low: the loop tops up
                 self._state.notify_all()
-        for later in given_back:
-            later.nack(requeue=True)
+        if given_back and key is not None:
+            self._give_back(key, given_back)
         return following
+
+    def _give_back(self, key: str, messages: list[Message]) -> None:
+        """Nack ``messages`` (the held rest of ``key``, after its retried message), then
+        those of the key that arrived meanwhile, then free the key. Never raises: this
+        thread's slot must be accounted for whatever the broker says."""
+        while messages:
+            for later in messages:
+                try:
+                    later.nack(requeue=True)
+                except Exception:
+                    log.exception("giving back message %s failed; it will be redelivered",
+                                  later.id)
+            with self._lock:
+                lane = self._lanes[key]
+                messages = list(lane)
+                lane.clear()
+                self._held -= len(messages)
+                if not messages:
+                    del self._lanes[key]
 
     def _later_of(self, key: str, lane: collections.deque[Message]) -> list[Message]:
         """Take out every held message of ``key`` that has not started (its lane, then

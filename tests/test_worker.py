@@ -338,3 +338,45 @@ def test_acks_the_broker_refuses_are_logged_and_delivered_again(
     with client.consumer("jobs") as again:
         (message,) = again.receive(1, timeout=5.0)
     assert (message.body, message.attempt) == (b"once", 2)
+
+
+def test_a_handler_that_raises_system_exit_stops_the_worker(client: messaging.Client) -> None:
+    """Not an error to retry: the worker stops as on SIGTERM (what was not started goes
+    back to the group) instead of waiting forever for the thread that left."""
+    client.admin.create("jobs", groups=["default"])
+    client.producer().send_many("jobs", list(range(5)))
+    seen: list[object] = []
+
+    def handler(message: messaging.Message) -> None:
+        seen.append(message.value)
+        raise SystemExit(3)
+
+    thread = _run_until(client.consumer("jobs"), handler, threading.Event())
+    thread.join(10)
+    assert not thread.is_alive()
+    assert seen == [0]
+    assert client.admin.depth("jobs") == 5
+
+
+def test_a_key_whose_message_was_retried_alone_keeps_flowing(client: messaging.Client) -> None:
+    """A retry with nothing else of its key held frees the key: its redelivery and the
+    later messages of the key run."""
+    client.admin.create("events", groups=["default"])
+    producer = client.producer()
+    producer.send("events", 0, key="k")
+    done: list[int] = []
+    stop = threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        value = int(message.value)  # type: ignore[call-overload]
+        if message.attempt == 1 and value == 0:
+            raise RuntimeError("transient")
+        if value == 0:
+            producer.send("events", 1, key="k")
+        done.append(value)
+        if len(done) == 2:
+            stop.set()
+
+    _run_until(client.consumer("events"), handler, stop,
+               retry=messaging.Retry(max_attempts=3, backoff=0.05)).join(20)
+    assert done == [0, 1]
