@@ -184,9 +184,9 @@ class Consumer:
     ) -> None:
         """Process messages until ``stop_event`` is set or SIGTERM/SIGINT arrives, then
         finish in-flight work, give back what was not started, and close. At most
-        ``max(prefetch, concurrency)`` messages are held at a time; they are received in
-        batches, and the acks of handlers that return without settling are sent in
-        batches (see :mod:`messaging.worker`)."""
+        ``max(prefetch, concurrency)`` messages are held at a time, fewer for slow
+        handlers; they are received in batches, and the acks of handlers that return
+        without settling are sent in batches (see :mod:`messaging.worker`)."""
         from messaging.worker import Worker
 
         if dead_letter is not None:

@@ -5,9 +5,12 @@ Delivery semantics
 * Bounded in-flight work: at most ``concurrency`` handlers run, and the worker holds at
   most ``max(prefetch, concurrency)`` messages in all (running, waiting in a lane, or
   received and waiting for a slot), so a slow handler slows the intake instead of
-  filling memory (backpressure). ``prefetch`` is the consumer's (100 by default); a
-  consumer created with ``prefetch=1`` takes one message per free slot, which spreads
-  slow work evenly over a group's members.
+  filling memory (backpressure). ``prefetch`` is the consumer's (100 by default).
+  Within that bound the worker holds no more waiting messages than its handlers, at
+  their average speed so far, will start within :data:`HORIZON` (a second): quick
+  handlers get batches of up to ``prefetch``, slow ones about a message per slot, so
+  slow work spreads over a group's members instead of waiting in one of them. Until a
+  handler has finished, the worker takes a message per slot.
 * Batches, not round trips: the worker receives many messages per call (it tops up what
   it holds once less than half of it, or fewer than ``concurrency``, wait for a slot),
   and a handler thread that finishes takes the next waiting message itself. The acks of
@@ -35,6 +38,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -52,6 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("messaging.worker")
 
 _POLL = 0.5  # seconds a receive waits before the loop looks at the stop flag again
+HORIZON = 1.0
+"""Seconds of work the worker takes in ahead: it holds no more waiting messages than its
+handlers are expected to start within that time (and never more than ``prefetch``)."""
+_SMOOTHING = 0.2  # weight of the latest handler time in the running average
 _MAX_OUTAGE_WAIT = 30.0
 
 
@@ -71,8 +79,11 @@ class Worker:
             middleware.settle(handler, self._acks.ack), policy,
             consumer.capabilities.max_delay, self.stop
         )
-        self._limit = max(concurrency, consumer._options.prefetch)
-        self._low_water = max(concurrency, self._limit // 2)
+        self._most = max(concurrency, consumer._options.prefetch)
+        self._handler_seconds: float | None = None  # running average; None: none ran yet
+        # Until a handler has run its speed is unknown: a message per slot, as if slow.
+        self._limit = concurrency
+        self._low_water = concurrency
         # Everything below is guarded by _lock; _state is a Condition on it (taken as
         # the bare lock on the hot paths: a Condition's own enter/exit are Python calls).
         self._lock = threading.Lock()
@@ -169,6 +180,7 @@ class Worker:
         may (then the slot is free)."""
         while message is not None:
             carry_on = False
+            started = time.monotonic()
             try:
                 self.handle(message)
                 carry_on = True
@@ -179,15 +191,17 @@ class Worker:
             finally:
                 # Even past a SystemExit from a handler the slot is accounted for (or
                 # the stop would wait for it forever), and then the worker stops.
-                message = self._finish(message, carry_on)
+                message = self._finish(message, time.monotonic() - started, carry_on)
 
-    def _finish(self, message: Message, carry_on: bool = True) -> Message | None:
-        """Account for ``message`` being done and pick this thread's next one: the next
-        of its key, else the next ready message (none once stopping, or without
-        ``carry_on``)."""
+    def _finish(self, message: Message, seconds: float, carry_on: bool = True
+                ) -> Message | None:
+        """Account for ``message`` being done (its handler took ``seconds``) and pick
+        this thread's next one: the next of its key, else the next ready message (none
+        once stopping, or without ``carry_on``)."""
         given_back: list[Message] = []
         following: Message | None = None
         with self._lock:
+            self._resize(seconds)
             if not carry_on:
                 self._halted = True  # a handler raised SystemExit or the like: stop
             stopping = self._halted or self.stop.is_set()
@@ -240,6 +254,19 @@ class Worker:
                 self._held -= len(messages)
                 if not messages:
                     del self._lanes[key]
+
+    def _resize(self, seconds: float) -> None:
+        """Fold a handler's time into the average and size the intake by it: quick
+        handlers get the whole ``prefetch`` in batches, slow ones about a message per
+        slot, so that a group's members share slow work instead of one of them holding
+        what it will not start for minutes. Call with ``_lock`` held."""
+        average = self._handler_seconds
+        average = seconds if average is None else average + _SMOOTHING * (seconds - average)
+        self._handler_seconds = average
+        concurrency = self.concurrency
+        ahead = self._most if average <= 0 else concurrency * HORIZON / average
+        self._limit = min(self._most, concurrency + int(ahead))
+        self._low_water = max(concurrency, self._limit // 2)
 
     def _later_of(self, key: str, lane: collections.deque[Message]) -> list[Message]:
         """Take out every held message of ``key`` that has not started (its lane, then

@@ -255,27 +255,61 @@ def test_a_lease_that_cannot_be_read_leaves_the_worker_running(
     assert "no automatic extension" in caplog.text
 
 
-def test_the_worker_holds_at_most_prefetch_messages(client: messaging.Client) -> None:
-    """Backpressure: a handler that does not return keeps the worker at ``prefetch``
-    messages; the rest stay with the group for its other members."""
+def _held_back_by_the_worker(client: messaging.Client, *, messages: int, quick: int,
+                             slow: float, concurrency: int, prefetch: int) -> int:
+    """How many messages of ``messages`` another member finds while a worker whose
+    first ``quick`` handlers took ``slow`` seconds each has every slot stuck."""
     client.admin.create("jobs", groups=["default"])
-    client.producer().send_many("jobs", list(range(20)))
-    started, release, stop = threading.Event(), threading.Event(), threading.Event()
+    client.producer().send_many("jobs", list(range(messages)))
+    lock = threading.Lock()
+    started = 0
+    all_stuck, release, stop = threading.Event(), threading.Event(), threading.Event()
 
     def handler(message: messaging.Message) -> None:
-        started.set()
+        nonlocal started
+        with lock:
+            started += 1
+            mine = started
+        if mine <= quick:
+            time.sleep(slow)
+            return
+        if mine == quick + concurrency:
+            all_stuck.set()
         release.wait(10)
 
-    thread = _run_until(client.consumer("jobs", prefetch=5), handler, stop)
+    thread = _run_until(client.consumer("jobs", prefetch=prefetch), handler, stop,
+                        concurrency=concurrency)
     try:
-        assert started.wait(10)
-        time.sleep(0.2)  # time to take more than it may, if it would
+        assert all_stuck.wait(10)
+        time.sleep(0.3)  # time to take more than it may, if it would
         with client.consumer("jobs") as other:
-            assert len(other.receive(20, timeout=1.0)) == 15
+            found = len(other.receive(messages, timeout=1.0))
     finally:
         stop.set()
         release.set()
         thread.join(20)
+    return found
+
+
+def test_quick_handlers_let_the_worker_hold_up_to_prefetch_messages(
+        client: messaging.Client) -> None:
+    """Backpressure: the worker holds at most ``prefetch`` messages; the rest stay with
+    the group for its other members."""
+    found = _held_back_by_the_worker(client, messages=50, quick=10, slow=0.0,
+                                     concurrency=1, prefetch=5)
+    # 10 handled; the worker holds the stuck one and 2 to 4 waiting (it tops up when
+    # fewer than half of its 5 wait).
+    assert 35 <= found <= 37
+
+
+def test_slow_handlers_hold_a_message_per_slot(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handlers slower than the horizon: the worker takes in no more than it has slots,
+    so slow work spreads over a group's members instead of waiting in one of them."""
+    monkeypatch.setattr("messaging.worker.HORIZON", 0.01)
+    found = _held_back_by_the_worker(client, messages=30, quick=4, slow=0.05,
+                                     concurrency=2, prefetch=100)
+    assert found == 30 - 4 - 2
 
 
 def test_quick_handlers_are_received_and_acked_in_batches(
