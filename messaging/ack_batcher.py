@@ -63,7 +63,9 @@ class AckBatcher:
     def ack(self, message: Message) -> None:
         """Settle ``message`` as acked now; the broker hears of it with the next batch.
         May be called from any thread."""
-        if not message._claim(Settlement.ACKED):
+        if message._state is Settlement.PENDING:  # Message._claim inlined: per message
+            message._state = Settlement.ACKED
+        elif not message._claim(Settlement.ACKED):
             return  # already acked: nothing to send twice
         with self._lock:
             self._waiting.append(message)

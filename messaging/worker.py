@@ -119,6 +119,7 @@ class Worker:
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while not (self.stop.is_set() or self._halted):
             with self._lock:
+                self._resize()
                 starts = []
                 while self._running < self.concurrency:
                     message = self._next_ready()
@@ -201,7 +202,9 @@ class Worker:
         given_back: list[Message] = []
         following: Message | None = None
         with self._lock:
-            self._resize(seconds)
+            average = self._handler_seconds  # the loop sizes the intake by it
+            self._handler_seconds = (seconds if average is None
+                                     else average + _SMOOTHING * (seconds - average))
             if not carry_on:
                 self._halted = True  # a handler raised SystemExit or the like: stop
             stopping = self._halted or self.stop.is_set()
@@ -255,14 +258,14 @@ class Worker:
                 if not messages:
                     del self._lanes[key]
 
-    def _resize(self, seconds: float) -> None:
-        """Fold a handler's time into the average and size the intake by it: quick
-        handlers get the whole ``prefetch`` in batches, slow ones about a message per
-        slot, so that a group's members share slow work instead of one of them holding
-        what it will not start for minutes. Call with ``_lock`` held."""
+    def _resize(self) -> None:
+        """Size the intake by the handlers' average time: quick handlers get the whole
+        ``prefetch`` in batches, slow ones about a message per slot, so that a group's
+        members share slow work instead of one of them holding what it will not start
+        for minutes. Call with ``_lock`` held."""
         average = self._handler_seconds
-        average = seconds if average is None else average + _SMOOTHING * (seconds - average)
-        self._handler_seconds = average
+        if average is None:
+            return  # no handler finished yet: a message per slot
         concurrency = self.concurrency
         ahead = self._most if average <= 0 else concurrency * HORIZON / average
         self._limit = min(self._most, concurrency + int(ahead))
