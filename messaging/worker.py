@@ -11,8 +11,8 @@ Delivery semantics
   handlers get batches of up to ``prefetch``, slow ones about a message per slot, so
   slow work spreads over a group's members instead of waiting in one of them. Until a
   handler has finished, the worker takes a message per slot.
-* Batches, not round trips: the worker receives many messages per call (it tops up what
-  it holds once less than half of it, or fewer than ``concurrency``, wait for a slot),
+* Batches, not round trips: the worker receives many messages per call (it tops up when
+  fewer than half of what it may hold, or fewer than ``concurrency``, wait for a slot),
   and a handler thread that finishes takes the next waiting message itself. The acks of
   handlers that return without settling are sent in batches by an
   :class:`~messaging.ack_batcher.AckBatcher`. So a worker with quick handlers makes a
