@@ -180,18 +180,19 @@ class Worker:
         """A handler thread: run ``message``, then whatever may run next, until nothing
         may (then the slot is free)."""
         while message is not None:
-            carry_on = False
+            carry_on = True
             started = time.monotonic()
             try:
                 self.handle(message)
-                carry_on = True
             except Exception:
                 log.exception("settling message %s failed; it will be redelivered",
                               message.id)
-                carry_on = True
+            except BaseException:
+                carry_on = False  # SystemExit or the like from a handler: stop
+                raise
             finally:
-                # Even past a SystemExit from a handler the slot is accounted for (or
-                # the stop would wait for it forever), and then the worker stops.
+                # Even past a SystemExit the slot is accounted for, or the stop would
+                # wait for it forever.
                 message = self._finish(message, time.monotonic() - started, carry_on)
 
     def _finish(self, message: Message, seconds: float, carry_on: bool = True
@@ -206,7 +207,7 @@ class Worker:
             self._handler_seconds = (seconds if average is None
                                      else average + _SMOOTHING * (seconds - average))
             if not carry_on:
-                self._halted = True  # a handler raised SystemExit or the like: stop
+                self._halted = True
             stopping = self._halted or self.stop.is_set()
             self._held -= 1
             key = message.key
@@ -244,12 +245,14 @@ class Worker:
         those of the key that arrived meanwhile, then free the key. Never raises: this
         thread's slot must be accounted for whatever the broker says."""
         while messages:
+            # Never started, so still pending: claimed and given back in one driver call.
             for later in messages:
-                try:
-                    later.nack(requeue=True)
-                except Exception:
-                    log.exception("giving back message %s failed; it will be redelivered",
-                                  later.id)
+                later._claim(Settlement.NACKED)
+            try:
+                self.consumer._settle_nacks(messages, None)
+            except Exception:
+                log.exception("giving back %d message(s) of key %r failed; they will be "
+                              "redelivered", len(messages), key)
             with self._lock:
                 lane = self._lanes[key]
                 messages = list(lane)
@@ -276,11 +279,10 @@ class Worker:
         the ready queue), in arrival order. Call with ``_lock`` held."""
         later = list(lane)
         lane.clear()
-        if any(m.key == key for m in self._ready):
-            later.extend(m for m in self._ready if m.key == key)
-            kept = [m for m in self._ready if m.key != key]
-            self._ready.clear()
-            self._ready.extend(kept)
+        kept: collections.deque[Message] = collections.deque()
+        for waiting in self._ready:
+            (later if waiting.key == key else kept).append(waiting)
+        self._ready = kept
         return later
 
     def _drain(self) -> None:
