@@ -200,7 +200,11 @@ class Worker:
         """Account for ``message`` being done (its handler took ``seconds``) and pick
         this thread's next one: the next of its key, else the next ready message (none
         once stopping, or without ``carry_on``)."""
-        given_back: list[Message] = []
+        key = message.key
+        if key is not None and message.settlement is Settlement.NACKED:
+            # Its retry must not be overtaken by later messages of its key: give them
+            # back too, so the broker redelivers the key in order.
+            self._give_back_rest(key, message.id)
         following: Message | None = None
         with self._lock:
             average = self._handler_seconds  # the loop sizes the intake by it
@@ -210,19 +214,9 @@ class Worker:
                 self._halted = True
             stopping = self._halted or self.stop.is_set()
             self._held -= 1
-            key = message.key
-            if key is not None:
-                lane = self._lanes[key]
-                if message.settlement is Settlement.NACKED:
-                    # Its retry must not be overtaken by later messages of its key: give
-                    # them back too, so the broker redelivers the key in order. The lane
-                    # stays, empty, until they are back: a message of the key received
-                    # meanwhile waits in it instead of starting.
-                    given_back = self._later_of(key, lane)
-                    self._held -= len(given_back)
-                    if not given_back:
-                        del self._lanes[key]
-                elif lane and not stopping:
+            # (A give-back that emptied the key's lane removed it.)
+            if key is not None and (lane := self._lanes.get(key)) is not None:
+                if lane and not stopping:
                     following = lane.popleft()
                 elif not lane:
                     del self._lanes[key]
@@ -236,30 +230,39 @@ class Worker:
             elif before >= self._low_water > len(self._ready):
                 self._wake = True  # just ran low: the loop tops up
                 self._state.notify_all()
-        if given_back and key is not None:
-            self._give_back(key, given_back)
         return following
 
-    def _give_back(self, key: str, messages: list[Message]) -> None:
-        """Nack ``messages`` (the held rest of ``key``, after its retried message), then
-        those of the key that arrived meanwhile, then free the key. Never raises: this
-        thread's slot must be accounted for whatever the broker says."""
-        while messages:
-            # Never started, so still pending: claimed and given back in one driver call.
-            for later in messages:
-                later._claim(Settlement.NACKED)
-            try:
-                self.consumer._settle_nacks(messages, None)
-            except Exception:
-                log.exception("giving back %d message(s) of key %r failed; they will be "
-                              "redelivered", len(messages), key)
+    def _give_back_rest(self, key: str, retried: str) -> None:
+        """Nack every held message of ``key`` but the retried message ``retried`` itself
+        (its redelivery may be back already: it runs next), in one driver call, until
+        none arrived while the nack travelled. Meanwhile the key's lane stays, so that
+        nothing of the key starts. Never raises: the slot must be accounted for whatever
+        the broker says."""
+        while True:
             with self._lock:
                 lane = self._lanes[key]
-                messages = list(lane)
+                rest = [m for m in lane if m.id != retried]
+                kept_lane = [m for m in lane if m.id == retried]
                 lane.clear()
-                self._held -= len(messages)
-                if not messages:
-                    del self._lanes[key]
+                lane.extend(kept_lane)
+                kept: collections.deque[Message] = collections.deque()
+                for waiting in self._ready:
+                    (rest if waiting.key == key and waiting.id != retried
+                     else kept).append(waiting)
+                self._ready = kept
+                self._held -= len(rest)
+                if not rest:
+                    if not lane:
+                        del self._lanes[key]
+                    return
+            # Never started, so still pending: claimed and given back in one call.
+            for later in rest:
+                later._claim(Settlement.NACKED)
+            try:
+                self.consumer._settle_nacks(rest, None)
+            except Exception:
+                log.exception("giving back %d message(s) of key %r failed; they will be "
+                              "redelivered", len(rest), key)
 
     def _resize(self) -> None:
         """Size the intake by the handlers' average time: quick handlers get the whole
@@ -273,17 +276,6 @@ class Worker:
         ahead = self._most if average <= 0 else concurrency * HORIZON / average
         self._limit = min(self._most, concurrency + int(ahead))
         self._low_water = max(concurrency, self._limit // 2)
-
-    def _later_of(self, key: str, lane: collections.deque[Message]) -> list[Message]:
-        """Take out every held message of ``key`` that has not started (its lane, then
-        the ready queue), in arrival order. Call with ``_lock`` held."""
-        later = list(lane)
-        lane.clear()
-        kept: collections.deque[Message] = collections.deque()
-        for waiting in self._ready:
-            (later if waiting.key == key else kept).append(waiting)
-        self._ready = kept
-        return later
 
     def _drain(self) -> None:
         with self._lock:

@@ -414,3 +414,39 @@ def test_a_key_whose_message_was_retried_alone_keeps_flowing(client: messaging.C
     _run_until(client.consumer("events"), handler, stop,
                retry=messaging.Retry(max_attempts=3, backoff=0.05)).join(20)
     assert done == [0, 1]
+
+
+def test_a_retry_back_before_its_failed_delivery_finished_runs_and_is_not_given_back(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retried message itself is not one of "the later messages of its key": when
+    its redelivery is received before the failed delivery's thread is done, it runs
+    (attempt 2) instead of being given back as well (which would cost an attempt)."""
+    from messaging.worker import Worker
+
+    real_finish = Worker._finish
+    slowed: list[bool] = []
+
+    def late_finish(self: Worker, message: messaging.Message, seconds: float,
+                    carry_on: bool = True) -> messaging.Message | None:
+        if not slowed:
+            slowed.append(True)
+            time.sleep(1.0)  # the loop tops up meanwhile: the redelivery is received
+        return real_finish(self, message, seconds, carry_on)
+
+    monkeypatch.setattr(Worker, "_finish", late_finish)
+    client.admin.create("events", groups=["default"])
+    client.producer().send("events", b"once", key="k")
+    attempts: list[int] = []
+    stop = threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        attempts.append(message.attempt)
+        if message.attempt == 1:
+            raise RuntimeError("transient")
+        stop.set()
+
+    # Two slots: the free one makes the loop receive while the first is still busy.
+    _run_until(client.consumer("events"), handler, stop, concurrency=2,
+               retry=messaging.Retry(max_attempts=5, backoff=0.0, jitter=0.0)).join(20)
+    assert attempts == [1, 2]
+    assert client.admin.depth("events") == 0
