@@ -156,6 +156,16 @@ class Consumer:
         with native_errors(self._client._driver, f"extend on {self.destination!r}"):
             self._live().extend([m._ack_id for m in messages], seconds)
 
+    def _still_held(self, message: Message) -> bool:
+        """False when the backend has taken ``message`` back from this consumer (see
+        ``Subscription.holds``): it is then released and forgotten, because settling it
+        could no longer take effect, and the group delivers it again."""
+        if self._subscription.holds(message._ack_id):
+            return True
+        if message._release():
+            self._forget([message])
+        return False
+
     def _unsettled(self) -> list[Message]:
         """The messages received and not yet settled (for the lease keeper)."""
         with self._lock:

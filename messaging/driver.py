@@ -165,6 +165,18 @@ class Subscription(abc.ABC):
         """
         return None
 
+    def holds(self, ack_id: AckId) -> bool:
+        """False once this delivery is no longer this consumer's to settle: the backend
+        has made it deliverable to the group again on its own (its partition moved to
+        another member, its channel closed, a ``seek`` dropped it). True while settling
+        it can still take effect, and wherever the backend cannot tell.
+
+        The worker asks before each handler starts, so that it does not do again work
+        the group's next owner will do anyway: it must be cheap (no broker call) and may
+        be called from any thread.
+        """
+        return True
+
     def seek(self, target: SeekTarget) -> None:
         """Move the group's position; only called where ``capabilities.replay`` holds."""
         raise NotImplementedError

@@ -32,7 +32,7 @@ class Settlement(enum.Enum):
     ACKED = "acked"
     NACKED = "nacked"
     DEAD_LETTERED = "dead_lettered"
-    RELEASED = "released"  # its consumer closed first
+    RELEASED = "released"  # its consumer closed first, or the backend took it back
 
 
 class Message:
@@ -133,7 +133,8 @@ class Message:
         return True
 
     def _release(self) -> bool:
-        """Mark as given back by a closing consumer; True if it was still pending."""
+        """Mark as given back (its consumer closed, or the backend took it back); True if
+        it was still pending."""
         if self._state is Settlement.PENDING:
             self._state = Settlement.RELEASED
             return True

@@ -22,6 +22,10 @@ Delivery semantics
   When a message is given back for a retry, the later messages of its key that the
   worker holds are given back too, so the retry is not overtaken (they are redelivered
   after it, with their ``attempt`` one higher).
+* Taken-back messages are not handled: before a handler starts, the worker asks the
+  backend whether the message is still this consumer's (``Subscription.holds``); one
+  whose partition moved to another member, or whose channel closed, while it waited is
+  skipped, because the group delivers it again anyway.
 * Held messages stay invisible: where the backend has a visibility timeout, every
   message the worker holds (running, or waiting) is extended every half lease until it
   is settled or given back (:mod:`messaging.lease`).
@@ -181,9 +185,16 @@ class Worker:
         may (then the slot is free)."""
         while message is not None:
             carry_on = True
-            started = time.monotonic()
+            started: float | None = None
             try:
-                self.handle(message)
+                # A message the backend took back while it waited here (its partition
+                # moved, its channel closed) is the group's next owner's to handle now.
+                if self.consumer._still_held(message):
+                    started = time.monotonic()
+                    self.handle(message)
+                else:
+                    log.debug("message %s was taken back by the backend before its "
+                              "handler started; the group delivers it again", message.id)
             except Exception:
                 log.exception("settling message %s failed; it will be redelivered",
                               message.id)
@@ -193,13 +204,14 @@ class Worker:
             finally:
                 # Even past a SystemExit the slot is accounted for, or the stop would
                 # wait for it forever.
-                message = self._finish(message, time.monotonic() - started, carry_on)
+                seconds = None if started is None else time.monotonic() - started
+                message = self._finish(message, seconds, carry_on)
 
-    def _finish(self, message: Message, seconds: float, carry_on: bool = True
+    def _finish(self, message: Message, seconds: float | None, carry_on: bool = True
                 ) -> Message | None:
-        """Account for ``message`` being done (its handler took ``seconds``) and pick
-        this thread's next one: the next of its key, else the next ready message (none
-        once stopping, or without ``carry_on``)."""
+        """Account for ``message`` being done (its handler took ``seconds``; None: it
+        did not run) and pick this thread's next one: the next of its key, else the
+        next ready message (none once stopping, or without ``carry_on``)."""
         key = message.key
         if key is not None and message.settlement is Settlement.NACKED:
             # Its retry must not be overtaken by later messages of its key: give them
@@ -207,9 +219,10 @@ class Worker:
             self._give_back_rest(key, message.id)
         following: Message | None = None
         with self._lock:
-            average = self._handler_seconds  # the loop sizes the intake by it
-            self._handler_seconds = (seconds if average is None
-                                     else average + _SMOOTHING * (seconds - average))
+            if seconds is not None:
+                average = self._handler_seconds  # the loop sizes the intake by it
+                self._handler_seconds = (seconds if average is None
+                                         else average + _SMOOTHING * (seconds - average))
             if not carry_on:
                 self._halted = True
             stopping = self._halted or self.stop.is_set()

@@ -426,7 +426,7 @@ def test_a_retry_back_before_its_failed_delivery_finished_runs_and_is_not_given_
     real_finish = Worker._finish
     slowed: list[bool] = []
 
-    def late_finish(self: Worker, message: messaging.Message, seconds: float,
+    def late_finish(self: Worker, message: messaging.Message, seconds: float | None,
                     carry_on: bool = True) -> messaging.Message | None:
         if not slowed:
             slowed.append(True)
@@ -450,3 +450,39 @@ def test_a_retry_back_before_its_failed_delivery_finished_runs_and_is_not_given_
                retry=messaging.Retry(max_attempts=5, backoff=0.0, jitter=0.0)).join(20)
     assert attempts == [1, 2]
     assert client.admin.depth("events") == 0
+
+
+def test_a_message_the_backend_took_back_is_not_handled_nor_settled(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between its receive and its handler's start a message can stop being the
+    consumer's (a Kafka partition moves, a RabbitMQ channel closes): the worker skips
+    it rather than doing work the group's next owner does again, and does not settle
+    it; the backend delivers it again."""
+    client.admin.create("jobs", groups=["default"])
+    client.producer().send_many("jobs", [f"m{i}".encode() for i in range(6)])
+    consumer = client.consumer("jobs")
+    subscription = consumer._subscription
+    real_receive = subscription.receive_batch
+    taken: set[object] = set()
+
+    def receive_then_lose_some(max_messages: int, timeout: float) -> list[Delivery]:
+        deliveries = real_receive(max_messages, timeout)
+        taken.update(d.ack_id for d in deliveries if d.body in (b"m2", b"m4"))
+        return deliveries
+
+    monkeypatch.setattr(subscription, "receive_batch", receive_then_lose_some)
+    monkeypatch.setattr(subscription, "holds", lambda ack_id: ack_id not in taken)
+    handled: list[bytes] = []
+    stop = threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        handled.append(message.body)
+        if len(handled) == 4:
+            stop.set()
+
+    _run_until(consumer, handler, stop).join(20)
+    assert sorted(handled) == [b"m0", b"m1", b"m3", b"m5"]
+    # Neither acked nor lost: the closed consumer's subscription gave them back.
+    with client.consumer("jobs") as again:
+        back = again.receive(max_messages=10, timeout=2.0)
+        assert sorted((m.body, m.attempt) for m in back) == [(b"m2", 2), (b"m4", 2)]

@@ -25,7 +25,8 @@ Delivery semantics
 * A record carrying ``x-deliver-at`` (a delayed send) waits until then without holding
   up the records behind it.
 * On revocation the member commits what it settled of the revoked partitions; what it
-  held unsettled goes to the next owner. ``close`` commits, then leaves the group.
+  held unsettled goes to the next owner, and ``holds`` says so (the worker then does not
+  start those records). ``close`` commits, then leaves the group.
 * ``seek`` moves the partitions this member is assigned; called before the member has
   any, it applies to the partitions of its first assignment. Records held from before
   the seek are dropped (their acks are ignored) and the new position is committed.
@@ -281,6 +282,13 @@ class KafkaSubscription(Subscription):
                 if offsets and not self._commit(consumer, offsets):
                     return
             self._committed_seq = target
+
+    def holds(self, ack_id: AckId) -> bool:
+        # Revocation, loss and seek each replace or drop the partition's state (a new
+        # epoch): a record handed out before is then its next owner's (or sought past).
+        partition, _offset, epoch = next(_ack_ids([ack_id]))
+        state = self._parts.get(partition)  # one dict read: no lock needed
+        return state is not None and state.epoch == epoch
 
     def send_nacks(self, ack_ids: Sequence[AckId], delay: float | None) -> None:
         self._check_open()

@@ -493,6 +493,12 @@ class RabbitSubscription(Subscription):
                 f"{len(stale)} deliveries came on a channel that has closed since; the "
                 "broker has put them back and will deliver them again")
 
+    def holds(self, ack_id: AckId) -> bool:
+        # A closed channel (a lost connection, a re-attach) makes a new epoch and clears
+        # what was held: the broker has those back and delivers them again.
+        epoch, tag = _parse_ack_id(ack_id)
+        return epoch == self._epoch and self._failure is None and tag in self._held
+
     def send_nacks(self, ack_ids: Sequence[AckId], delay: float | None) -> None:
         """Redeliver by re-publishing (see ``_republish``): without a delay soon after
         (see ``_requeue_soon``), with one through the group's delay queue."""

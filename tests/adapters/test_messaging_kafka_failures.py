@@ -197,6 +197,60 @@ def test_a_member_killed_mid_batch_loses_nothing(kafka_url: str, client: messagi
     assert client.admin.depth(topic, group) == 0
 
 
+# -- a rebalance -------------------------------------------------------------------------
+def test_what_a_rebalance_moves_is_no_longer_held_by_its_old_member(
+        client: messaging.Client) -> None:
+    """The second member of a group takes one of two partitions: the first member stops
+    holding that partition's unacked records (so its worker does not start them) and
+    keeps the other's, and the second member gets them with ``attempt`` 2."""
+    name = f"failure-{uuid.uuid4().hex[:10]}"
+    group = f"moved-{uuid.uuid4().hex[:8]}"
+    client.admin.create(name, partitions=2, groups=[group])
+    try:
+        producer = client.producer()
+        for i in range(20):  # different keys: both partitions get some
+            producer.send(name, f"m{i}", key=f"k{i}")
+        first = client.consumer(name, group)
+        held: list[messaging.Message] = []
+        deadline = time.monotonic() + WAIT
+        while len(held) < 20 and time.monotonic() < deadline:
+            held += first.receive(max_messages=20, timeout=0.5)
+        assert len(held) == 20
+        subscription = first._subscription
+        second = client.consumer(name, group)
+        moved: list[messaging.Message] = []
+        joined = threading.Event()
+
+        def join() -> None:
+            end = time.monotonic() + SESSION_TIMEOUT + WAIT
+            while time.monotonic() < end:
+                batch = second.receive(max_messages=20, timeout=0.5)
+                if not batch and moved:
+                    break  # the moved partition's backlog is all here
+                moved.extend(batch)
+            joined.set()
+
+        threading.Thread(target=join, daemon=True).start()
+        while not joined.is_set():
+            first.receive(max_messages=1, timeout=0.2)  # the first member rebalances here
+        assert moved, "the second member got nothing"
+        kept = [m for m in held if subscription.holds(m.delivery.ack_id)]
+        gone = [m for m in held if not subscription.holds(m.delivery.ack_id)]
+        partition_of = {m.id: str(m.position).split(":")[0] for m in held}
+        assert {partition_of[m.id] for m in gone} == {str(moved[0].position).split(":")[0]}
+        assert kept, "the first member kept no partition"
+        assert not {partition_of[m.id] for m in kept} & {partition_of[m.id] for m in gone}
+        assert sorted(m.id for m in moved) == sorted(m.id for m in gone)
+        assert {m.attempt for m in moved} == {2}
+        first.ack_many(kept)
+        second.ack_many(moved)
+        second.close()
+        first.close()
+        assert client.admin.depth(name, group) == 0
+    finally:
+        client.admin.delete(name)
+
+
 # -- a private broker: authentication and durability ------------------------------------
 class PrivateKafka:
     """A single-node KRaft broker of our own: PLAINTEXT and SASL/PLAIN listeners."""

@@ -671,6 +671,32 @@ def test_deliveries_are_recorded_before_any_ack(client: messaging.Client,
     second.close()
 
 
+def test_records_of_a_revoked_partition_are_no_longer_held(client: messaging.Client,
+                                                          clients: FakeClients) -> None:
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [b"a", b"b"])
+    consumer = client.consumer("jobs", "g")
+    got = _receive(consumer, 2)
+    subscription = consumer._subscription
+    assert [subscription.holds(m.delivery.ack_id) for m in got] == [True, True]
+    member = clients.consumers[-1]
+    member.callbacks["revoke"](member, [TopicPartition("jobs", 0)])  # a rebalance
+    assert [subscription.holds(m.delivery.ack_id) for m in got] == [False, False]
+    consumer.close()
+
+
+def test_records_from_before_a_seek_are_no_longer_held(client: messaging.Client) -> None:
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [b"a", b"b"])
+    consumer = client.consumer("jobs", "g")
+    got = _receive(consumer, 2)
+    consumer.seek("beginning")
+    assert [consumer._subscription.holds(m.delivery.ack_id) for m in got] == [False, False]
+    again = _receive(consumer, 2)
+    assert [consumer._subscription.holds(m.delivery.ack_id) for m in again] == [True, True]
+    consumer.close()
+
+
 def test_nack_with_delay_keeps_the_order_of_its_partition(client: messaging.Client) -> None:
     client.admin.create("ordered", groups=["g"])
     client.producer().send_many("ordered", [b"first", b"second"], key="k")

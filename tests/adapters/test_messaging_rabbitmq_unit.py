@@ -428,10 +428,12 @@ def test_a_lost_channel_is_reported_once_then_reattached(
     subscription, consumer = subscribe(driver, transport)
     consumer.push(1)
     (delivery,) = subscription.receive_batch(1, 0.0)
+    assert subscription.holds(delivery.ack_id)
     consumer.push(2)
     lost = pika.exceptions.StreamLostError("connection reset")
     consumer.sink.failed(lost)
 
+    assert not subscription.holds(delivery.ack_id)  # the worker will not start it
     with pytest.raises(pika.exceptions.StreamLostError):
         subscription.receive_batch(10, 0.0)  # the buffered one is the broker's again
     with pytest.raises(StaleDelivery) as caught:
@@ -444,6 +446,8 @@ def test_a_lost_channel_is_reported_once_then_reattached(
     transport.consumers[-1].push(1, b"again", redelivered=True)
     (again,) = subscription.receive_batch(10, 0.0)
     assert again.ack_id != delivery.ack_id  # tags of the new channel are a new epoch
+    assert subscription.holds(again.ack_id)
+    assert not subscription.holds(delivery.ack_id)
 
 
 def test_a_lost_connection_is_reopened_with_backoff() -> None:
