@@ -12,9 +12,8 @@ the acks of the handlers that finish meanwhile collect and go together in the ne
 An ack therefore waits at most one broker round trip longer than it would alone, and a
 slow broker gets larger batches instead of a queue.
 
-A handler's own ``message.ack()`` is not deferred: it returns when the backend's ack
-returns, as everywhere else (once the broker has it; on RabbitMQ, whose broker never
-answers an ack, once it is queued for the connection).
+A handler's own ``message.ack()`` is not deferred: it returns once the broker has it,
+as everywhere else.
 
 Errors
 ------

@@ -45,7 +45,7 @@ import pika.exceptions
 from pika.adapters.select_connection import IOLoop, SelectConnection
 from pika.adapters.utils import connection_workflow
 
-from messaging_rabbitmq._errors import BrokerNack, ConnectTimeout
+from messaging_rabbitmq._errors import BrokerNack, ConnectTimeout, StaleDelivery
 from messaging_rabbitmq._transport import (
     Binding,
     ConsumerChannel,
@@ -247,6 +247,11 @@ class PikaTransport:
             raise TimeoutError(
                 f"RabbitMQ did not answer within request_timeout={self._request_timeout} s"
             ) from None
+
+    def _after_next_poll(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the I/O thread after its next poll (and writes): pika runs
+        callbacks added during a turn only in the next one."""
+        self._ioloop.add_callback_threadsafe(callback)
 
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:
@@ -489,10 +494,6 @@ class _Consumer:
         self._closing: Future[None] | None = None
         self._lost: BaseException | None = None
         self._unsettled: dict[int, None] = {}  # delivery tags in arrival order (I/O thread)
-        # Acks waiting for the I/O thread, and whether a turn is asked to write them.
-        self._acks: list[int] = []
-        self._acks_lock = threading.Lock()
-        self._acks_asked = False
 
     # -- I/O thread ---------------------------------------------------------------------
     def start(self, future: Future[None]) -> None:
@@ -536,17 +537,10 @@ class _Consumer:
             self._lost = error
             self._sink.failed(error)
 
-    def _write_acks(self) -> None:
-        """``basic.ack`` every tag queued so far: the longest unsettled prefix as one
-        ``multiple`` ack, the rest one by one."""
-        with self._acks_lock:
-            tags, self._acks, self._acks_asked = self._acks, [], False
+    def _settle(self, tags: Sequence[int], future: Future[None]) -> None:
         channel = self._channel
         if channel is None or not channel.is_open or self._lost is not None:
-            # The broker took them back with the channel; they come again, counted.
-            log.debug("%d acks on the closed consumer channel of %r are dropped; the "
-                      "broker delivers those messages again", len(tags), self._queue)
-            return
+            raise StaleDelivery(f"the consumer channel of {self._queue!r} is closed")
         method = channel.basic_ack
         wanted, unsettled = set(tags), self._unsettled
         prefix: list[int] = []
@@ -566,8 +560,11 @@ class _Consumer:
             else:
                 unknown.append(tag)
         if unknown:  # settling them would make the broker close the channel
-            log.error("delivery tags %s are not unsettled on the consumer channel of %r; "
-                      "not acked", unknown, self._queue)
+            raise ValueError(f"delivery tags {unknown} are not unsettled on this channel")
+        # The broker never answers an ack. The caller is released after the loop's next
+        # turn, in which the frames just buffered are written to the socket: an ack that
+        # returned is on its way, as with pika's BlockingChannel.basic_ack.
+        self._transport._after_next_poll(lambda: _resolve(future, None))
 
     def _stop(self, future: Future[bool]) -> None:
         channel, tag = self._channel, self._tag
@@ -604,24 +601,8 @@ class _Consumer:
 
     # -- any thread ---------------------------------------------------------------------
     def ack(self, tags: Sequence[int]) -> None:
-        # The broker never answers an ack, so there is nothing to wait for: the tags join
-        # those queued for the I/O thread, which writes all of them in its next turn
-        # (pika's own basic_ack also only buffers the frame). Waiting for that turn cost
-        # two thread hand-offs per call; not waiting lets acks that come while the I/O
-        # thread is busy go out together.
-        if not self._transport.alive:
-            raise self._transport._down()
-        with self._acks_lock:
-            self._acks.extend(tags)
-            if self._acks_asked:
-                return
-            self._acks_asked = True
-        try:
-            self._transport._ioloop.add_callback_threadsafe(self._write_acks)
-        except Exception:
-            with self._acks_lock:
-                self._acks_asked = False
-            raise
+        self._transport._wait(self._transport._call(
+            lambda future: self._settle(tags, future)))
 
     def stop(self) -> bool:
         if not self._transport.alive:

@@ -7,8 +7,7 @@ publisher confirms, consumer callbacks. The split is Go CDK's ``rabbitpubsub/amq
 the driver's unit tests run over a fake transport, the contract tests over the real one
 (:mod:`messaging_rabbitmq._pika`).
 
-Every method may be called from any thread, and blocks until the broker answered (an ack,
-which the broker never answers, only until it is queued for the I/O thread). None
+Every method may be called from any thread, and blocks until the broker answered. None
 retries: a failure raises the native exception (pika's, or one of
 :mod:`messaging_rabbitmq._errors`).
 """
@@ -77,10 +76,7 @@ class ConsumerChannel(Protocol):
     """One channel with one ``basic.consume`` on it (``basic.qos`` = the prefetch)."""
 
     def ack(self, tags: Sequence[int]) -> None:
-        """``basic.ack`` these delivery tags (as few frames as ``multiple`` allows).
-        Returns once they are queued for writing, in order with every later call on
-        this connection; tags the channel no longer holds are logged, not acked (the
-        broker has them back and delivers them again)."""
+        """``basic.ack`` these delivery tags (as few frames as ``multiple`` allows)."""
 
     def stop(self) -> bool:
         """``basic.cancel`` and wait for the broker's cancel-ok: every delivery sent

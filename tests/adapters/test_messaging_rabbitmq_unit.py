@@ -11,8 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pika
@@ -505,64 +504,21 @@ class FakeChannel:
         self.calls.append(("publish", exchange, routing_key))
 
 
-class FakeLoop:
-    """The I/O loop's thread-safe callback queue, run when the test says."""
-
-    def __init__(self) -> None:
-        self.callbacks: list[Callable[[], None]] = []
-
-    def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
-        self.callbacks.append(callback)
-
-    def run(self) -> None:
-        callbacks, self.callbacks = self.callbacks, []
-        for callback in callbacks:
-            callback()
-
-
-def _consumer_on(loop: FakeLoop, unsettled: list[int]) -> Any:
+def test_acks_become_one_multiple_ack_for_the_longest_prefix() -> None:
     consumer = _pika._Consumer.__new__(_pika._Consumer)
     consumer._channel, consumer._lost, consumer._queue = FakeChannel(), None, "q"
-    consumer._transport = type("Transport", (), {"alive": True, "_ioloop": loop})()
-    consumer._unsettled = dict.fromkeys(unsettled)
-    consumer._acks, consumer._acks_lock, consumer._acks_asked = [], threading.Lock(), False
-    return consumer
+    consumer._transport = type("Loop", (), {"_after_next_poll": staticmethod(
+        lambda callback: callback())})()
+    consumer._unsettled = dict.fromkeys([1, 2, 3, 4, 5, 6])
+    future: concurrent.futures.Future[None] = concurrent.futures.Future()
 
+    consumer._settle([3, 1, 2, 5], future)
 
-def test_acks_queued_together_become_one_multiple_ack_for_the_longest_prefix() -> None:
-    loop = FakeLoop()
-    consumer = _consumer_on(loop, [1, 2, 3, 4, 5, 6])
-
-    consumer.ack([3, 1])
-    consumer.ack([2, 5])  # before the I/O thread's turn: joins the same write
-
-    assert consumer._channel.calls == []  # returned without waiting for the I/O thread
-    assert len(loop.callbacks) == 1
-    loop.run()
     assert consumer._channel.calls == [("ack", 3, True), ("ack", 5, False)]
     assert list(consumer._unsettled) == [4, 6]
-
-
-def test_acks_of_tags_the_channel_does_not_hold_are_logged_not_sent(
-        caplog: pytest.LogCaptureFixture) -> None:
-    loop = FakeLoop()
-    consumer = _consumer_on(loop, [4])
-
-    consumer.ack([1, 4])
-    loop.run()
-
-    assert consumer._channel.calls == [("ack", 4, False)]
-    assert "delivery tags [1] are not unsettled" in caplog.text
-
-
-def test_acks_on_a_lost_connection_raise_at_the_call() -> None:
-    consumer = _consumer_on(FakeLoop(), [1])
-    transport = _pika.PikaTransport.__new__(_pika.PikaTransport)
-    transport._alive, transport._loss = False, None
-    consumer._transport = transport
-
-    with pytest.raises(pika.exceptions.ConnectionWrongStateError):
-        consumer.ack([1])
+    assert future.done()
+    with pytest.raises(ValueError, match="not unsettled"):
+        consumer._settle([1], concurrent.futures.Future())
 
 
 def _confirm(method: type, tag: int, multiple: bool) -> Any:
