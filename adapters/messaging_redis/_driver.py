@@ -289,6 +289,8 @@ class RedisSubscription(Subscription):
         self._sweep_idle_ms = math.ceil(SWEEP_IDLE * 1000)
         self._next_collect = 0.0  # monotonic time of the next reclaim; 0: at once
         self._extended: set[bytes] = set()  # parked by extend(), unparked by the ack
+        self._extending = 0  # extend() calls between their park and their bookkeeping
+        self._acked_meanwhile: set[bytes] = set()  # acked while an extend() was at it
         self._lock = threading.Lock()
         self._closed = False
 
@@ -322,6 +324,15 @@ class RedisSubscription(Subscription):
                 unpark = [entry_id for entry_id in ids if entry_id in self._extended]
                 self._extended.difference_update(unpark)
         self._api.ack(self.destination, self.group, ids, unpark)
+        if self._extended or self._extending:
+            # An extension in flight may have parked an entry before this ack reached
+            # Redis: it must not be recorded (nor stay recorded) as parked, or its id
+            # would wait in the set for an ack that never comes again. (Redis itself
+            # drops a parked id nobody holds at the next reclaim.)
+            with self._lock:
+                self._extended.difference_update(ids)
+                if self._extending:
+                    self._acked_meanwhile.update(ids)
 
     def send_nacks(self, ack_ids: Sequence[AckId], delay: float | None) -> None:
         deliveries = [_delivery(ack_id) for ack_id in ack_ids]
@@ -334,13 +345,22 @@ class RedisSubscription(Subscription):
 
     def extend(self, ack_ids: Sequence[AckId], seconds: float) -> None:
         deliveries = [_delivery(ack_id) for ack_id in ack_ids]
-        # Only what was parked: one settled meanwhile is not, and would never be acked
-        # again to leave the set. (An ack that lands between the park and this update
-        # leaves its id here; harmless, as the reclaim drops a parked id nobody holds.)
-        parked = self._api.park(self.destination, self.group, deliveries,
-                                math.ceil(seconds * 1000))
+        # Only what was parked and not acked since: one settled before is not parked,
+        # and one acked after the park would never be acked again to leave the set.
         with self._lock:
-            self._extended.update(parked)
+            self._extending += 1
+        parked: list[bytes] = []
+        try:
+            parked = self._api.park(self.destination, self.group, deliveries,
+                                    math.ceil(seconds * 1000))
+        finally:
+            with self._lock:
+                self._extending -= 1
+                acked = self._acked_meanwhile
+                self._extended.update(entry_id for entry_id in parked
+                                      if entry_id not in acked)
+                if not self._extending:
+                    acked.clear()
 
     def lease(self) -> float:
         return self._visibility_ms / 1000

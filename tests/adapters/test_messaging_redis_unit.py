@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -409,6 +410,32 @@ def test_extending_a_delivery_acked_a_moment_earlier_leaves_nothing_behind() -> 
     sub.send_acks([(b"2-0", 1)])
     assert last(fake) == ("ack", ("orders", "billing", [b"2-0"], [b"2-0"]))
     assert not sub._extended  # 1-0 is never acked again: it must not wait there forever
+
+
+def test_an_ack_that_lands_while_an_extension_travels_leaves_nothing_behind() -> None:
+    """The lease keeper parks 1-0; before its answer is back, the handler's ack of 1-0
+    reaches Redis (too late to unpark it, too early for the keeper's bookkeeping)."""
+    fake = FakeStreams()
+    sub = subscription(fake)
+    parked = threading.Event()
+    release = threading.Event()
+    real_park = fake.park
+
+    def slow_park(*args: Any) -> list[bytes]:
+        answer = real_park(*args)
+        parked.set()
+        release.wait(5)
+        return answer
+
+    fake.park = slow_park  # type: ignore[method-assign]
+    keeper = threading.Thread(target=sub.extend, args=([(b"1-0", 1)], 4.0))
+    keeper.start()
+    assert parked.wait(5)
+    sub.send_acks([(b"1-0", 1)])
+    release.set()
+    keeper.join(5)
+    assert not sub._extended
+    assert not sub._acked_meanwhile
 
 
 def test_seek_and_close() -> None:
