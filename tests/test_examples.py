@@ -118,22 +118,18 @@ def _run_example(name: str, monkeypatch: pytest.MonkeyPatch) -> int:
     return main()
 
 
-def test_activity_stream_says_so_without_replay(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("example", "replayed"), [
+    ("activity_stream.py", "replayed"),
+    ("account_balances.py", "rebuilt from the beginning"),
+])
+def test_replaying_examples_say_so_without_replay(
+        example: str, replayed: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     _without(monkeypatch, replay=False)
-    assert _run_example("activity_stream.py", monkeypatch) == 0
+    assert _run_example(example, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "capabilities.replay is False" in out
-    assert "replayed" not in out
-
-
-def test_account_balances_say_so_without_replay(monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    _without(monkeypatch, replay=False)
-    assert _run_example("account_balances.py", monkeypatch) == 0
-    out = capsys.readouterr().out
-    assert "capabilities.replay is False" in out
-    assert "rebuilt from the beginning" not in out
+    assert replayed not in out
 
 
 def test_account_balances_fold_events_that_arrive_out_of_order() -> None:
