@@ -97,9 +97,14 @@ class Consumer:
         return messages
 
     def __iter__(self) -> Iterator[Message]:
-        """Messages forever, fetched ``prefetch`` at a time, until the consumer closes."""
+        """Messages forever, fetched ``prefetch`` at a time, until the consumer closes.
+        One the backend took back while it waited in the batch (a Kafka partition that
+        moved, a RabbitMQ channel that closed) is not yielded: the group delivers it
+        again."""
         while not self._closed:
-            yield from self.receive(self._options.prefetch, timeout=1.0)
+            for message in self.receive(self._options.prefetch, timeout=1.0):
+                if self._still_held(message):
+                    yield message
 
     def seek(self, target: SeekTarget | dt.datetime) -> None:
         """Move the group to ``"beginning"``, ``"end"``, a datetime or a ``position``."""

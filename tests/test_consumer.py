@@ -162,3 +162,47 @@ def test_a_dead_letter_keeps_as_many_of_its_headers_as_the_backend_takes(
                               "x-original-group": "default"}
     assert "left out x-attempts, x-original-id, x-original-position" in caplog.text
     assert client.admin.depth("orders", "default") == 0
+
+
+def test_iteration_yields_every_message_until_the_consumer_closes(client: messaging.Client
+                                                                   ) -> None:
+    client.admin.create("orders", groups=["default"])
+    client.producer().send_many("orders", [f"m{i}".encode() for i in range(5)])
+    consumer = client.consumer("orders", prefetch=2)
+    seen = []
+    for message in consumer:
+        seen.append(message.body)
+        message.ack()
+        if len(seen) == 5:
+            consumer.close()
+    assert seen == [f"m{i}".encode() for i in range(5)]
+    assert client.admin.depth("orders") == 0
+
+
+def test_iteration_skips_a_message_the_backend_took_back(client: messaging.Client,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    client.admin.create("orders", groups=["default"])
+    client.producer().send_many("orders", [b"a", b"b", b"c"])
+    consumer = client.consumer("orders")
+    taken: set[object] = set()
+    subscription = consumer._subscription
+    real_receive = subscription.receive_batch
+
+    def receive_then_lose_b(max_messages: int, timeout: float) -> list[Any]:
+        deliveries = real_receive(max_messages, timeout)
+        taken.update(d.ack_id for d in deliveries if d.body == b"b")
+        return deliveries
+
+    monkeypatch.setattr(subscription, "receive_batch", receive_then_lose_b)
+    monkeypatch.setattr(subscription, "holds", lambda ack_id: ack_id not in taken)
+    seen = []
+    for message in consumer:
+        seen.append(message.body)
+        message.ack()
+        if len(seen) == 2:
+            break
+    consumer.close()  # b was not acked here: the group has it again
+    assert seen == [b"a", b"c"]
+    with client.consumer("orders") as again:
+        assert [(m.body, m.attempt) for m in again.receive(10, timeout=1)] == [(b"b", 2)]
