@@ -268,6 +268,7 @@ def test_a_lost_connection_is_reported_and_the_next_calls_reconnect(
         held = []
         while len(held) < 3:
             held += consumer.receive(max_messages=3, timeout=5.0)
+        assert all(consumer._subscription.holds(m.delivery.ack_id) for m in held)
 
         proxy.cut()
 
@@ -284,6 +285,8 @@ def test_a_lost_connection_is_reported_and_the_next_calls_reconnect(
 
         with pytest.raises(messaging.ConnectionFailed):  # reported once ...
             consumer.receive(max_messages=1, timeout=5.0)
+        # ... what it held is no longer its own (a worker would not start it) ...
+        assert not any(consumer._subscription.holds(m.delivery.ack_id) for m in held)
         with pytest.raises(messaging.ConnectionFailed):  # ... acks of the lost channel fail
             held[0].ack()
         with pytest.raises(messaging.ConnectionFailed):  # the broker is still unreachable
