@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from taken_back import take_back_on_receive
 
 import messaging
 
@@ -185,17 +186,7 @@ def test_iteration_skips_a_message_the_backend_took_back(client: messaging.Clien
     client.admin.create("orders", groups=["default"])
     client.producer().send_many("orders", [b"a", b"b", b"c"])
     consumer = client.consumer("orders")
-    taken: set[object] = set()
-    subscription = consumer._subscription
-    real_receive = subscription.receive_batch
-
-    def receive_then_lose_b(max_messages: int, timeout: float) -> list[Any]:
-        deliveries = real_receive(max_messages, timeout)
-        taken.update(d.ack_id for d in deliveries if d.body == b"b")
-        return deliveries
-
-    monkeypatch.setattr(subscription, "receive_batch", receive_then_lose_b)
-    monkeypatch.setattr(subscription, "holds", lambda ack_id: ack_id not in taken)
+    take_back_on_receive(monkeypatch, consumer, {b"b"})
     seen = []
     for message in consumer:
         seen.append(message.body)

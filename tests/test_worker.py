@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from taken_back import take_back_on_receive
 
 import messaging
 from messaging.driver import Delivery
@@ -461,17 +462,7 @@ def test_a_message_the_backend_took_back_is_not_handled_nor_settled(
     client.admin.create("jobs", groups=["default"])
     client.producer().send_many("jobs", [f"m{i}".encode() for i in range(6)])
     consumer = client.consumer("jobs")
-    subscription = consumer._subscription
-    real_receive = subscription.receive_batch
-    taken: set[object] = set()
-
-    def receive_then_lose_some(max_messages: int, timeout: float) -> list[Delivery]:
-        deliveries = real_receive(max_messages, timeout)
-        taken.update(d.ack_id for d in deliveries if d.body in (b"m2", b"m4"))
-        return deliveries
-
-    monkeypatch.setattr(subscription, "receive_batch", receive_then_lose_some)
-    monkeypatch.setattr(subscription, "holds", lambda ack_id: ack_id not in taken)
+    take_back_on_receive(monkeypatch, consumer, {b"m2", b"m4"})
     handled: list[bytes] = []
     stop = threading.Event()
 

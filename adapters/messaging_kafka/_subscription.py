@@ -58,7 +58,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
@@ -286,7 +286,7 @@ class KafkaSubscription(Subscription):
     def holds(self, ack_id: AckId) -> bool:
         # Revocation, loss and seek each replace or drop the partition's state (a new
         # epoch): a record handed out before is then its next owner's (or sought past).
-        partition, _offset, epoch = next(_ack_ids([ack_id]))
+        partition, _offset, epoch = cast(tuple[int, int, int], ack_id)  # one of ours
         state = self._parts.get(partition)  # one dict read: no lock needed
         return state is not None and state.epoch == epoch
 

@@ -318,17 +318,14 @@ class RedisSubscription(Subscription):
 
     def send_acks(self, ack_ids: Sequence[AckId]) -> None:
         ids = [entry_id for entry_id, _ in cast(Sequence[_wire.AckId], ack_ids)]
-        unpark: list[bytes] = []
-        if self._extended:
-            with self._lock:
-                unpark = [entry_id for entry_id in ids if entry_id in self._extended]
-                self._extended.difference_update(unpark)
+        extended = self._extended
+        unpark = [entry_id for entry_id in ids if entry_id in extended] if extended else []
         self._api.ack(self.destination, self.group, ids, unpark)
         if self._extended or self._extending:
-            # An extension in flight may have parked an entry before this ack reached
-            # Redis: it must not be recorded (nor stay recorded) as parked, or its id
-            # would wait in the set for an ack that never comes again. (Redis itself
-            # drops a parked id nobody holds at the next reclaim.)
+            # Settled ids leave the set; and an extension in flight may have parked one
+            # of them before this ack reached Redis: it must not record it, or the id
+            # would wait there for an ack that never comes again. (Redis itself drops a
+            # parked id nobody holds at the next reclaim.)
             with self._lock:
                 self._extended.difference_update(ids)
                 if self._extending:
