@@ -1,5 +1,6 @@
 """Failures on a real RabbitMQ: unreachable, silent or refusing brokers, oversize messages,
-a member killed mid-batch, a connection lost and found again, a broker restart.
+a member killed mid-batch, a connection lost and found again, a peer that stops reading,
+a broker restart.
 
 Nothing here stops or restarts the shared broker: connection loss goes through a TCP
 proxy this module runs, and the restart test starts a private RabbitMQ node of its own
@@ -232,6 +233,9 @@ class Proxy:
         silently drops packets."""
         self._flowing.clear()
 
+    def thaw(self) -> None:
+        self._flowing.set()
+
     def cut(self) -> None:
         self._flowing.set()
         with self._lock:
@@ -330,6 +334,131 @@ def _receive_until_failure(consumer: messaging.Consumer, deadline: float) -> Non
         consumer.receive(max_messages=1, timeout=0.5)
 
 
+# -- a peer that stops reading: writes the socket cannot take at once -------------------
+#
+# Calling threads write their frames to the socket themselves, under the connection's
+# lock, while the I/O thread waits in epoll or poll; with pika's select poller every call
+# is handed to the I/O thread instead (see messaging_rabbitmq._pika). Both ways are run.
+
+
+@pytest.fixture(params=["epoll", "poll", "select"])
+def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    from pika.adapters import select_connection
+
+    monkeypatch.setattr(select_connection, "SELECT_TYPE", request.param)
+    return str(request.param)
+
+
+def _transport_mode(client: messaging.Client) -> bool:
+    return bool(client._driver._transport._direct)  # type: ignore[attr-defined]
+
+
+def _wait_until_pika_buffers(client: messaging.Client) -> None:
+    """Until the socket has stopped taking what is written and pika holds the rest."""
+    stream = client._driver._transport._connection._transport  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not stream.get_write_buffer_size():
+        assert time.monotonic() < deadline, "the socket never filled up"
+        time.sleep(0.01)
+
+
+def _numbered(sender: int, count: int) -> list[bytes]:
+    return [bytes([sender]) + index.to_bytes(4, "big") * 2560 for index in range(count)]
+
+
+def test_batches_larger_than_the_socket_takes_arrive_whole_and_in_order(
+        rabbitmq_url: str, proxy: Proxy, destination: str, poller: str) -> None:
+    senders = 3  # about 3 MB each: the second and third find the socket full
+    with messaging.connect(_with_port(rabbitmq_url, proxy.port)) as far:
+        assert _transport_mode(far) is (poller != "select")
+        producer = far.producer()
+        producer.send(destination, b"first")  # its first send to the exchange checks it
+        proxy.freeze()
+        results: dict[int, object] = {}
+
+        def send(sender: int) -> None:
+            try:
+                results[sender] = producer.send_many(destination, _numbered(sender, 300))
+            except BaseException as error:
+                results[sender] = error
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(senders)]
+        try:
+            for thread in threads:
+                thread.start()
+            _wait_until_pika_buffers(far)
+            time.sleep(0.2)
+            assert all(thread.is_alive() for thread in threads), "confirmed while frozen"
+        finally:
+            proxy.thaw()
+        for thread in threads:
+            thread.join(30)
+    assert all(isinstance(results[n], list) and len(results[n]) == 300  # type: ignore[arg-type]
+               for n in range(senders)), results
+
+    with messaging.connect(rabbitmq_url) as near:
+        consumer = near.consumer(destination, "workers")
+        bodies: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while len(bodies) < 1 + 300 * senders and time.monotonic() < deadline:
+            got = consumer.receive(max_messages=100, timeout=1.0)
+            bodies += [m.body for m in got]
+            consumer.ack_many(got)
+        consumer.close()
+    assert bodies[0] == b"first"
+    for sender in range(senders):  # every byte intact, each sender's batch in its order
+        assert [b for b in bodies if b[:1] == bytes([sender])] == _numbered(sender, 300)
+    assert len(bodies) == 1 + 300 * senders
+
+
+def test_an_ack_returns_only_once_its_frame_is_in_the_socket(
+        rabbitmq_url: str, proxy: Proxy, destination: str, poller: str) -> None:
+    with messaging.connect(rabbitmq_url) as near:
+        near.producer().send_many(destination, [b"acked", b"kept"])
+    with messaging.connect(_with_port(rabbitmq_url, proxy.port)) as far:
+        assert _transport_mode(far) is (poller != "select")
+        consumer = far.consumer(destination, "workers", prefetch=2)
+        held: list[messaging.Message] = []
+        while len(held) < 2:
+            held += consumer.receive(max_messages=2, timeout=5.0)
+        acked = next(m for m in held if m.body == b"acked")
+        producer = far.producer()
+        producer.send(destination, b"warm")  # its first send to the exchange checks it
+
+        proxy.freeze()
+        try:
+            fillers = [threading.Thread(target=producer.send_many,
+                                        args=(destination, _numbered(n, 300)))
+                       for n in range(2)]
+            for filler in fillers:  # about 6 MB: more than the socket takes
+                filler.start()
+            _wait_until_pika_buffers(far)
+            acking = threading.Thread(target=acked.ack)
+            acking.start()
+            acking.join(0.5)
+            assert acking.is_alive(), "the ack returned while its frame could not be written"
+        finally:
+            proxy.thaw()
+        acking.join(30)
+        assert not acking.is_alive()
+        for filler in fillers:
+            filler.join(30)
+        assert not any(filler.is_alive() for filler in fillers)
+        consumer.close()  # gives back the message it did not ack
+    with messaging.connect(rabbitmq_url) as near:
+        other = near.consumer(destination, "workers")
+        back: list[messaging.Message] = []
+        deadline = time.monotonic() + 30
+        while len(back) < 602 and time.monotonic() < deadline:
+            got = other.receive(max_messages=100, timeout=0.5)
+            back += got
+            other.ack_many(got)
+        other.close()
+    assert [m.attempt for m in back if m.body == b"kept"] == [2]
+    assert not [m for m in back if m.body == b"acked"]
+    assert len(back) == 602  # "kept", "warm" and the fillers
+
+
 def test_sends_cut_off_are_reported_never_dropped(rabbitmq_url: str, proxy: Proxy,
                                                   destination: str) -> None:
     with messaging.connect(_with_port(rabbitmq_url, proxy.port)) as far:
@@ -362,6 +491,67 @@ def test_sends_cut_off_are_reported_never_dropped(rabbitmq_url: str, proxy: Prox
     assert len(batch) == len(failed) + len(sent) == 1000
     assert min(batch) % 1000 == 0
     assert max(batch) == min(batch) + 999
+
+
+def test_threads_sharing_a_connection_never_mix_their_frames(
+        rabbitmq_url: str, destination: str, poller: str) -> None:
+    """Senders publish while members receive and ack one message at a time, all on one
+    connection: interleaved frames would make the broker close it, and a lost or doubled
+    ack would bring a message back. The interpreter switches threads every microsecond
+    meanwhile, so that a call into pika left unguarded is interrupted often."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        _share_one_connection(rabbitmq_url, destination, poller)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _share_one_connection(rabbitmq_url: str, destination: str, poller: str) -> None:
+    total, senders, members = 3000, 2, 4
+    with messaging.connect(rabbitmq_url) as client:
+        transport = client._driver._transport  # type: ignore[attr-defined]
+        assert _transport_mode(client) is (poller != "select")
+        producer = client.producer()
+        seen: list[tuple[bytes, int]] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def send(sender: int) -> None:
+            for start in range(0, total // senders, 50):
+                producer.send_many(destination, [b"%d-%d" % (sender, start + i)
+                                                 for i in range(50)])
+
+        def member() -> None:
+            consumer = client.consumer(destination, "workers", prefetch=20)
+            try:
+                while True:
+                    with lock:
+                        if len(seen) >= total or errors:
+                            return
+                    for message in consumer.receive(max_messages=5, timeout=0.5):
+                        message.ack()
+                        with lock:
+                            seen.append((message.body, message.attempt))
+            except BaseException as error:
+                with lock:
+                    errors.append(error)
+            finally:
+                consumer.close()
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(senders)]
+        threads += [threading.Thread(target=member) for _ in range(members)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not errors, errors
+        assert client._driver._transport is transport, "the connection was lost"  # type: ignore[attr-defined]
+        assert sorted(body for body, _ in seen) == sorted(
+            b"%d-%d" % (sender, i) for sender in range(senders)
+            for i in range(total // senders))
+        assert {attempt for _, attempt in seen} == {1}
+        assert client.admin.depth(destination, "workers") == 0
 
 
 # -- a broker restart (a private node) -------------------------------------------------

@@ -507,18 +507,14 @@ class FakeChannel:
 def test_acks_become_one_multiple_ack_for_the_longest_prefix() -> None:
     consumer = _pika._Consumer.__new__(_pika._Consumer)
     consumer._channel, consumer._lost, consumer._queue = FakeChannel(), None, "q"
-    consumer._transport = type("Loop", (), {"_after_next_poll": staticmethod(
-        lambda callback: callback())})()
     consumer._unsettled = dict.fromkeys([1, 2, 3, 4, 5, 6])
-    future: concurrent.futures.Future[None] = concurrent.futures.Future()
 
-    consumer._settle([3, 1, 2, 5], future)
+    consumer._ack_frames([3, 1, 2, 5])
 
     assert consumer._channel.calls == [("ack", 3, True), ("ack", 5, False)]
     assert list(consumer._unsettled) == [4, 6]
-    assert future.done()
     with pytest.raises(ValueError, match="not unsettled"):
-        consumer._settle([1], concurrent.futures.Future())
+        consumer._ack_frames([1])
 
 
 def _confirm(method: type, tag: int, multiple: bool) -> Any:
