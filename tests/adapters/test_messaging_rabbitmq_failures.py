@@ -334,6 +334,40 @@ def _receive_until_failure(consumer: messaging.Consumer, deadline: float) -> Non
         consumer.receive(max_messages=1, timeout=0.5)
 
 
+def test_sends_cut_off_are_reported_never_dropped(rabbitmq_url: str, proxy: Proxy,
+                                                  destination: str) -> None:
+    with messaging.connect(_with_port(rabbitmq_url, proxy.port)) as far:
+        producer = far.producer()
+        producer.send(destination, b"first")
+        result: dict[str, object] = {}
+
+        def send_many() -> None:
+            try:
+                result["ids"] = producer.send_many(destination, [bytes(10_000)] * 3000)
+            except messaging.MessagingError as error:
+                result["error"] = error
+
+        sender = threading.Thread(target=send_many)
+        sender.start()
+        time.sleep(0.05)
+        proxy.cut()
+        sender.join(30)
+
+    if "ids" in result:  # everything was confirmed before the cut: fine too
+        pytest.skip("the whole batch was confirmed before the connection was cut")
+    error = result["error"]
+    assert isinstance(error, messaging.ConnectionFailed), error
+    failed = getattr(error, "failed", None)
+    sent = getattr(error, "sent", {})
+    assert failed, "the unconfirmed messages must be reported"
+    # One driver batch (max_batch messages) was in flight: each of its messages is
+    # either confirmed (error.sent) or reported failed (error.failed), none dropped.
+    batch = set(failed) | set(sent)
+    assert len(batch) == len(failed) + len(sent) == 1000
+    assert min(batch) % 1000 == 0
+    assert max(batch) == min(batch) + 999
+
+
 # -- a peer that stops reading: writes the socket cannot take at once -------------------
 #
 # Calling threads write their frames to the socket themselves, under the connection's
@@ -459,38 +493,7 @@ def test_an_ack_returns_only_once_its_frame_is_in_the_socket(
     assert len(back) == 602  # "kept", "warm" and the fillers
 
 
-def test_sends_cut_off_are_reported_never_dropped(rabbitmq_url: str, proxy: Proxy,
-                                                  destination: str) -> None:
-    with messaging.connect(_with_port(rabbitmq_url, proxy.port)) as far:
-        producer = far.producer()
-        producer.send(destination, b"first")
-        result: dict[str, object] = {}
-
-        def send_many() -> None:
-            try:
-                result["ids"] = producer.send_many(destination, [bytes(10_000)] * 3000)
-            except messaging.MessagingError as error:
-                result["error"] = error
-
-        sender = threading.Thread(target=send_many)
-        sender.start()
-        time.sleep(0.05)
-        proxy.cut()
-        sender.join(30)
-
-    if "ids" in result:  # everything was confirmed before the cut: fine too
-        pytest.skip("the whole batch was confirmed before the connection was cut")
-    error = result["error"]
-    assert isinstance(error, messaging.ConnectionFailed), error
-    failed = getattr(error, "failed", None)
-    sent = getattr(error, "sent", {})
-    assert failed, "the unconfirmed messages must be reported"
-    # One driver batch (max_batch messages) was in flight: each of its messages is
-    # either confirmed (error.sent) or reported failed (error.failed), none dropped.
-    batch = set(failed) | set(sent)
-    assert len(batch) == len(failed) + len(sent) == 1000
-    assert min(batch) % 1000 == 0
-    assert max(batch) == min(batch) + 999
+# -- many threads on one connection -------------------------------------------------
 
 
 def test_threads_sharing_a_connection_never_mix_their_frames(
