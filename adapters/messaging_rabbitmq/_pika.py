@@ -271,7 +271,7 @@ class PikaTransport:
         if not self._direct:
             def start(future: Future[None]) -> None:
                 frames()
-                self._when_written(future, 0.0)
+                self._when_written(future)
 
             self._wait(self._call(start))
             return
@@ -280,7 +280,7 @@ class PikaTransport:
                 raise self._down()
             written = self._run_here(frames)
         if not written:  # the socket took less than all: the I/O thread writes the rest
-            self._wait(self._call(lambda future: self._when_written(future, 0.0)))
+            self._wait(self._call(self._when_written))
 
     @contextlib.contextmanager
     def _holding(self) -> Iterator[None]:
@@ -340,18 +340,23 @@ class PikaTransport:
         self._ioloop.add_callback_threadsafe(_nothing)
         return False
 
-    def _when_written(self, future: Future[None], after: float) -> None:
-        """(I/O thread) Resolve ``future`` once pika's send buffer is empty, looking
-        after ``after`` seconds (the loop writes in between); a lost connection fails it
-        meanwhile (``_fail_inflight``)."""
-        def look() -> None:
-            stream = getattr(self._connection, "_transport", None)
-            if stream is None or not stream.get_write_buffer_size():
-                _resolve(future, None)
-            else:
-                self._when_written(future, 0.001)
+    def _when_written(self, future: Future[None], after: float = 0.0) -> None:
+        """Resolve ``future`` once pika's send buffer is empty (the lock held, on any
+        thread); until then look again on the I/O thread after its next writes, at
+        ``after`` seconds at the earliest. A lost connection fails it meanwhile
+        (``_fail_inflight``)."""
+        stream = getattr(self._connection, "_transport", None)
+        if stream is None or not stream.get_write_buffer_size():
+            _resolve(future, None)
+            return
 
-        self._ioloop.call_later(after, look)
+        def again() -> None:
+            self._when_written(future, 0.001)
+
+        if threading.current_thread() is self._thread:
+            self._ioloop.call_later(after, again)
+        else:  # a timer added here would wait for the end of the loop's current wait
+            self._ioloop.add_callback_threadsafe(again)
 
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:

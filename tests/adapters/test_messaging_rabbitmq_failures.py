@@ -372,15 +372,21 @@ def test_sends_cut_off_are_reported_never_dropped(rabbitmq_url: str, proxy: Prox
 #
 # Calling threads write their frames to the socket themselves, under the connection's
 # lock, while the I/O thread waits in epoll or poll; with pika's select poller every call
-# is handed to the I/O thread instead (see messaging_rabbitmq._pika). Both ways are run.
+# is handed to the I/O thread instead (see messaging_rabbitmq._pika). Both ways are run,
+# and a third: calls made on the calling thread but written by pika's own loop, which is
+# what a TLS connection does (only the plaintext transport is written directly).
 
 
-@pytest.fixture(params=["epoll", "poll", "select"])
+@pytest.fixture(params=["epoll", "poll", "select", "epoll-pika-writes"])
 def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    from messaging_rabbitmq import _pika
     from pika.adapters import select_connection
 
-    monkeypatch.setattr(select_connection, "SELECT_TYPE", request.param)
-    return str(request.param)
+    kind, _, writes = str(request.param).partition("-")
+    monkeypatch.setattr(select_connection, "SELECT_TYPE", kind)
+    if writes:
+        monkeypatch.setattr(_pika, "_PLAINTEXT", ())
+    return kind
 
 
 def _transport_mode(client: messaging.Client) -> bool:
