@@ -320,22 +320,19 @@ class PikaTransport:
         plaintext transport is written this way, and only while its buffer is empty
         (so the order of bytes on the wire holds); otherwise pika writes as usual."""
         stream = getattr(self._connection, "_transport", None)
-        if (not isinstance(stream, _PLAINTEXT) or stream._state != stream._STATE_ACTIVE
-                or stream.get_write_buffer_size()):
+        if (isinstance(stream, _PLAINTEXT) and stream._state == stream._STATE_ACTIVE
+                and not stream.get_write_buffer_size()):
+            emitted: list[bytes] = []
+            stream.write = emitted.append  # shadows the method while this thread has pika
+            try:
+                work()
+            finally:
+                del stream.write
+                if emitted:
+                    _send_through(stream, emitted)
+        else:
             work()
-            if stream is None or not stream.get_write_buffer_size():
-                return True
-            self._ioloop.add_callback_threadsafe(_nothing)
-            return False
-        emitted: list[bytes] = []
-        stream.write = emitted.append  # shadows the method while this thread has pika
-        try:
-            work()
-        finally:
-            del stream.write
-            if emitted:
-                _send_through(stream, emitted)
-        if not stream.get_write_buffer_size():
+        if stream is None or not stream.get_write_buffer_size():
             return True
         self._ioloop.add_callback_threadsafe(_nothing)
         return False
