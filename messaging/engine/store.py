@@ -128,9 +128,7 @@ class FileStore(Store):
     def __init__(self, path: str, open_timeout: float) -> None:
         super().__init__(_connect(path, timeout=open_timeout))
         try:
-            # Switching to WAL needs a moment of exclusive access; busy_timeout covers
-            # the race of several processes opening a new file at once.
-            self.connection.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(self.connection, time.monotonic() + open_timeout)
             # NORMAL in WAL mode: a commit survives the crash of any process; only a
             # power loss can take back the last commits. FULL would fsync every batch.
             self.connection.execute("PRAGMA synchronous = NORMAL")
@@ -161,6 +159,22 @@ class FileStore(Store):
     def close(self) -> None:
         with self._lock:
             self.connection.close()
+
+
+def _switch_to_wal(connection: sqlite3.Connection, deadline: float) -> None:
+    """Put the file in WAL mode. That needs a moment of exclusive access, and while
+    another process is opening the same new file SQLite may refuse it at once ("database
+    is locked") without waiting on busy_timeout: it is tried again until ``deadline``."""
+    pause = _FIRST_POLL
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * _POLL_GROWTH, _LONGEST_POLL)
 
 
 def _connect(path: str, timeout: float) -> sqlite3.Connection:
