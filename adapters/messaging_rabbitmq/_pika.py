@@ -20,7 +20,9 @@ the loop always runs, heartbeats are answered however long a handler takes.
   ``multiple=True``): one round trip per batch instead of one per message.
 * Consuming: one channel per consumer, so ``basic.qos`` is that consumer's prefetch and
   delivery tags of different consumers never mix. Deliveries go to the consumer's
-  :class:`~messaging_rabbitmq._transport.Sink` as they arrive.
+  :class:`~messaging_rabbitmq._transport.Sink` at the end of the loop's pass that read
+  them, all of that pass's together: a receive woken at the first of a burst took it
+  alone and acked it alone, and 10 KiB messages were received at 0.6 of raw pika.
 * Acks: a set of tags becomes one ``basic.ack(multiple=True)`` for its longest prefix of
   the channel's unsettled tags plus one frame per remaining tag. The plan is made under
   the lock at the moment the frames are written, so two threads settling on one channel
@@ -56,6 +58,7 @@ from pika.adapters.utils import connection_workflow, io_services_utils
 
 from messaging_rabbitmq._errors import BrokerNack, ConnectTimeout, StaleDelivery
 from messaging_rabbitmq._transport import (
+    Arrival,
     Binding,
     ConsumerChannel,
     Declaration,
@@ -674,6 +677,10 @@ class _Consumer:
         self._closing: Future[None] | None = None
         self._lost: BaseException | None = None
         self._unsettled: dict[int, None] = {}  # delivery tags in arrival order (the lock)
+        # Deliveries of the current pass of the I/O loop, handed to the sink together
+        # when the pass ends (_hand_over): a receiver woken for the first of a burst
+        # would take it alone, ack it alone, and wake again for the next.
+        self._arrived: list[Arrival] = []
 
     # -- under the lock (a caller's or the I/O thread's) ---------------------------------
     def start(self, future: Future[None]) -> None:
@@ -697,7 +704,15 @@ class _Consumer:
     def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
         tag = method.delivery_tag
         self._unsettled[tag] = None
-        self._sink.deliver(tag, method.routing_key, method.redelivered, properties, body)
+        if not self._arrived:
+            # The loop runs due timers right after the socket handlers of its pass.
+            self._transport._ioloop.call_later(0, self._hand_over)
+        self._arrived.append((tag, method.routing_key, method.redelivered, properties, body))
+
+    def _hand_over(self) -> None:
+        arrived, self._arrived = self._arrived, []
+        if arrived and self._lost is None:
+            self._sink.deliver(arrived)
 
     def _on_cancelled(self, frame: Any) -> None:
         self._lost = pika.exceptions.ConsumerCancelled(
@@ -708,6 +723,7 @@ class _Consumer:
 
     def _on_closed(self, _channel: Any, reason: object) -> None:
         self._unsettled.clear()
+        self._arrived.clear()  # back with the broker, as every unsettled one
         error = _as_error(reason)
         if self._started is not None:
             _fail(self._started, error)  # basic.consume refused (e.g. no such queue)
@@ -753,9 +769,12 @@ class _Consumer:
         # channel's process after the cancel-ok; one more round trip on the channel
         # (a basic.qos with the same prefetch, which changes nothing) lets them through
         # first, as the channel process answers in order.
+        def stopped(_ok: Any) -> None:
+            self._hand_over()  # "every delivery before the cancel-ok has reached the sink"
+            _resolve(future, True)
+
         done = _guarded(future, lambda _frame: channel.basic_qos(
-            prefetch_count=self._prefetch,
-            callback=_guarded(future, lambda _ok: _resolve(future, True))))
+            prefetch_count=self._prefetch, callback=_guarded(future, stopped)))
         try:
             # Channel.basic_cancel would make pika reject (requeue) every delivery still
             # on its way, and each such requeue counts as a delivery on a quorum queue.

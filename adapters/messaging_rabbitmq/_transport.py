@@ -60,12 +60,17 @@ class Publish:
     properties: Any
 
 
+Arrival = tuple[int, str, bool, Any, bytes]
+"""One ``basic.deliver``: delivery tag, routing key, redelivered, properties, body."""
+
+
 class Sink(Protocol):
     """Where a consumer channel hands its deliveries; called on the I/O thread, so an
     implementation must only store and signal, never block."""
 
-    def deliver(self, tag: int, routing_key: str, redelivered: bool, properties: Any,
-                body: bytes) -> None: ...
+    def deliver(self, arrivals: Sequence[Arrival]) -> None:
+        """Deliveries in arrival order: those read in one pass of the I/O loop come in
+        one call, so a waiting receiver is woken once for all of them."""
 
     def failed(self, error: BaseException) -> None:
         """The channel closed without being asked to (connection lost, queue deleted):

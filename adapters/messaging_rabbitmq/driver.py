@@ -69,7 +69,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pika.exceptions
 
@@ -90,6 +90,7 @@ from messaging_rabbitmq._errors import ConnectionDown, StaleDelivery, error_code
 from messaging_rabbitmq._pika import PikaTransport
 from messaging_rabbitmq._settings import OPTION_TYPES, Settings
 from messaging_rabbitmq._transport import (
+    Arrival,
     Binding,
     ConsumerChannel,
     Exchange,
@@ -105,7 +106,6 @@ _FIRST_BACKOFF = 0.5
 _MAX_BACKOFF = 30.0
 _PROPERTIES_OVERHEAD = 1024  # frame header, end marker and every non-header property
 
-_Raw = tuple[int, str, bool, Any, bytes]  # tag, routing key, redelivered, properties, body
 
 
 def delay_queue_arguments(milliseconds: int, target: str) -> dict[str, object]:
@@ -304,7 +304,7 @@ class RabbitDriver(Driver):
             self._declared.clear()
             return fresh
 
-    def _redeliver(self, destination: str, group: str, raws: Sequence[_Raw],
+    def _redeliver(self, destination: str, group: str, raws: Sequence[Arrival],
                    delay: float | None, *, seen: bool) -> list[BaseException | None]:
         """Publish copies of ``raws`` for redelivery to ``group`` (after ``delay``); a
         delivery nobody ``seen`` keeps its count."""
@@ -411,25 +411,27 @@ class RabbitSubscription(Subscription):
         # __enter__ and __exit__ are Python calls, and one runs for every delivery.
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
-        self._buffer: collections.deque[_Raw] = collections.deque()
-        self._held: dict[int, _Raw] = {}  # unsettled deliveries of the current channel
+        self._buffer: collections.deque[Arrival] = collections.deque()
+        self._held: dict[int, Arrival] = {}  # unsettled deliveries of the current channel
         self._epoch = 0  # one per channel: ack ids of an older channel are stale
         self._waiting = 0  # receive_batch calls waiting (so a delivery knows to signal)
         self._failure: BaseException | None = None
         self._reported = False
         self._closed = False
         self._channel: ConsumerChannel | None = None
-        self._requeue: list[tuple[int, _Raw]] = []  # nacked, to requeue soon (epoch, raw)
+        self._requeue: list[tuple[int, Arrival]] = []  # nacked, to requeue soon (epoch, raw)
         self._flushing = threading.Lock()
         self._attach()
 
     # -- called on the transport's I/O thread (store and signal only) -------------------
-    def _delivered(self, epoch: int, raw: _Raw) -> None:
+    def _delivered(self, epoch: int, raws: Sequence[Arrival]) -> None:
         with self._lock:
             if epoch != self._epoch:
                 return
-            self._held[raw[0]] = raw
-            self._buffer.append(raw)
+            held = self._held
+            for raw in raws:
+                held[raw[0]] = raw
+            self._buffer.extend(raws)
             if self._waiting:
                 self._ready.notify()
 
@@ -571,9 +573,9 @@ class RabbitSubscription(Subscription):
         self._channel = transport.consume(self.queue, self._prefetch, _Sink(self, epoch))
 
     def _take(self, ack_ids: Sequence[AckId]
-              ) -> tuple[ConsumerChannel, list[_Raw], list[AckId]]:
+              ) -> tuple[ConsumerChannel, list[Arrival], list[AckId]]:
         """Split ack ids into unsettled deliveries of the live channel and stale ones."""
-        current: list[_Raw] = []
+        current: list[Arrival] = []
         stale: list[AckId] = []
         with self._lock:
             epoch, held = self._epoch, self._held
@@ -590,12 +592,12 @@ class RabbitSubscription(Subscription):
             raise StaleDelivery("the consumer has no channel")
         return channel, current, stale  # type: ignore[return-value]
 
-    def _settled(self, raws: list[_Raw]) -> None:
+    def _settled(self, raws: list[Arrival]) -> None:
         with self._lock:
             for raw in raws:
                 self._held.pop(raw[0], None)
 
-    def _republish(self, channel: ConsumerChannel, raws: list[_Raw], delay: float | None,
+    def _republish(self, channel: ConsumerChannel, raws: list[Arrival], delay: float | None,
                    *, seen: bool = True) -> None:
         """Redeliver ``raws`` by publishing copies, then acking the originals whose copy
         the broker confirmed (the rest stay unsettled and return when the channel closes).
@@ -616,7 +618,7 @@ class RabbitSubscription(Subscription):
         if failure is not None:
             raise failure
 
-    def _requeue_soon(self, raws: list[_Raw]) -> None:
+    def _requeue_soon(self, raws: list[Arrival]) -> None:
         """Redeliver nacked deliveries at the next ``receive_batch``, at ``close`` or
         within ``REQUEUE_WITHIN`` seconds, whichever comes first.
 
@@ -712,10 +714,8 @@ class _Sink:
         self._subscription = subscription
         self._epoch = epoch
 
-    def deliver(self, tag: int, routing_key: str, redelivered: bool, properties: Any,
-                body: bytes) -> None:
-        self._subscription._delivered(self._epoch,
-                                      (tag, routing_key, redelivered, properties, body))
+    def deliver(self, arrivals: Sequence[Arrival]) -> None:
+        self._subscription._delivered(self._epoch, arrivals)
 
     def failed(self, error: BaseException) -> None:
         self._subscription._failed(self._epoch, error)

@@ -563,6 +563,39 @@ def _share_one_connection(rabbitmq_url: str, destination: str, poller: str) -> N
         assert client.admin.depth(destination, "workers") == 0
 
 
+def test_a_waiting_receive_gets_every_delivery_read_in_one_pass(
+        rabbitmq_url: str, destination: str, poller: str) -> None:
+    """Deliveries the I/O thread reads together reach a waiting receive together: woken
+    at the first one, it would take that alone (and ack it alone, and wait again). The
+    I/O thread is held while the broker sends, so that all of them are in the socket
+    when it reads; the interpreter switches threads every microsecond, so a receive
+    woken early would run at once."""
+    burst = 50
+    with messaging.connect(rabbitmq_url) as client:
+        consumer = client.consumer(destination, "workers", prefetch=100)
+        got: list[list[messaging.Message]] = []
+        receiving = threading.Thread(
+            target=lambda: got.append(consumer.receive(max_messages=100, timeout=30)))
+        gate = threading.Event()
+        transport = client._driver._transport  # type: ignore[attr-defined]
+        transport._ioloop.add_callback_threadsafe(lambda: gate.wait(30))
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            receiving.start()
+            with messaging.connect(rabbitmq_url) as other:
+                other.producer().send_many(destination, [b"%d" % i for i in range(burst)])
+            time.sleep(0.5)  # the broker pushes them to the held connection's socket
+            gate.set()
+            receiving.join(30)
+        finally:
+            gate.set()
+            sys.setswitchinterval(previous)
+        assert [len(batch) for batch in got] == [burst]
+        consumer.ack_many(got[0])
+        consumer.close()
+
+
 # -- a broker restart (a private node) -------------------------------------------------
 
 _RABBIT_PATH = os.pathsep.join(["/usr/lib/rabbitmq/bin", os.environ.get("PATH", ""),

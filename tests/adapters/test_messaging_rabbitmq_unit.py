@@ -64,8 +64,8 @@ class FakeConsumer:
              redelivered: bool = False, **properties: Any) -> None:
         defaults: dict[str, Any] = {"delivery_mode": 2, "message_id": f"id-{tag}",
                                     "timestamp": 1_700_000_000}
-        self.sink.deliver(tag, routing_key, redelivered,
-                          pika.BasicProperties(**{**defaults, **properties}), body)
+        self.sink.deliver([(tag, routing_key, redelivered,
+                            pika.BasicProperties(**{**defaults, **properties}), body)])
 
 
 class FakeTransport:
