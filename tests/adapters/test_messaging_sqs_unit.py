@@ -4,6 +4,8 @@ mapping, batching and the per-message reporting of partial failures. No broker n
 from __future__ import annotations
 
 import base64
+import functools
+import threading
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from messaging_sqs import SqsDriver
 from messaging_sqs import _wire as wire
 from messaging_sqs._client import Clients
 from messaging_sqs._errors import BatchEntryError, SqsRefused, classify
+from messaging_sqs._requests import Requests
 
 import messaging
 from messaging.driver import OutgoingMessage, SubscriptionOptions
@@ -70,9 +73,14 @@ class FakeSqs:
         self.fail: dict[str, Any] = {}  # queue url -> exception, or set of entry ids
         self.settle_failures: list[dict[str, Any]] = []
         self.received: list[dict[str, Any]] = []
+        self.hold: threading.Barrier | None = None  # what each send waits for
+        self.queued: list[int] = []  # what receive_message hands out
+        self._taking = threading.Lock()
 
     def send_message_batch(self, **kwargs: Any) -> Any:
         url, entries = kwargs["QueueUrl"], kwargs["Entries"]
+        if self.hold is not None:
+            self.hold.wait()
         failure = self.fail.get(url)
         if isinstance(failure, Exception):
             raise failure
@@ -92,8 +100,12 @@ class FakeSqs:
         return {}
 
     def receive_message(self, **kwargs: Any) -> Any:
-        self.received.append(kwargs)
-        return {"Messages": []}
+        with self._taking:
+            self.received.append(kwargs)
+            taken = self.queued[:kwargs["MaxNumberOfMessages"]]
+            del self.queued[:len(taken)]
+        return {"Messages": [{"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": str(n)}
+                             for n in taken]}
 
     def delete_message_batch(self, **kwargs: Any) -> Any:
         return {"Successful": [], "Failed": self.settle_failures}
@@ -275,9 +287,50 @@ def test_a_failed_entry_is_reported_for_that_message_only() -> None:
 
 def test_a_whole_failure_before_anything_was_sent_is_raised() -> None:
     driver, sqs, _, _ = make_driver(["billing", "analytics"])
-    sqs.fail[QUEUE_URL + "billing"] = EndpointConnectionError(endpoint_url="x")
+    for group in ("billing", "analytics"):
+        sqs.fail[QUEUE_URL + group] = EndpointConnectionError(endpoint_url="x")
     with pytest.raises(EndpointConnectionError):
-        driver.send_batch("orders", [OutgoingMessage(body=b"a")])
+        driver.send_batch("orders", [OutgoingMessage(body=b"a") for _ in range(25)])
+    assert sqs.batches == []
+
+
+def test_the_requests_of_a_batch_run_side_by_side() -> None:
+    driver, sqs, _, _ = make_driver(["billing", "analytics"])
+    sqs.hold = threading.Barrier(4, timeout=10)  # each request waits for 3 others
+    results = driver.send_batch("orders", [OutgoingMessage(body=b"%d" % i) for i in range(20)])
+    assert all(isinstance(result, str) for result in results)
+    assert sorted(len(entries) for _, entries in sqs.batches) == [10, 10, 10, 10]
+
+
+def test_requests_give_each_outcome_in_the_order_of_the_calls() -> None:
+    requests = Requests(3)
+    try:
+        def call(n: int) -> int:
+            if n == 4:
+                raise ValueError(n)
+            return n
+
+        outcomes = requests.run([functools.partial(call, n) for n in range(7)])
+        assert [o if isinstance(o, int) else repr(o) for o in outcomes] == [
+            0, 1, 2, 3, "ValueError(4)", 5, 6]
+        assert requests.run([threading.current_thread]) == [threading.current_thread()]
+    finally:
+        requests.close()
+
+
+def test_requests_in_order_stop_at_the_first_failure() -> None:
+    made: list[int] = []
+
+    def call(n: int) -> int:
+        made.append(n)
+        if n == 1:
+            raise ValueError(n)
+        return n
+
+    outcomes = Requests(8).run([functools.partial(call, n) for n in range(4)], in_order=True)
+    assert made == [0, 1]  # a FIFO queue must not take the third batch before the second
+    assert outcomes[0] == 0
+    assert all(isinstance(o, ValueError) and o.args == (1,) for o in outcomes[1:])
 
 
 def test_a_group_failing_after_another_got_the_message_is_per_message() -> None:
@@ -326,6 +379,23 @@ def test_receive_rounds_waits_down_and_visibility_up() -> None:
     assert sqs.received[-1]["VisibilityTimeout"] == 2
     subscription.send_nacks(["r1"], 1.5)
     assert sqs.received[-1]["Entries"][0]["VisibilityTimeout"] == 2
+
+
+def test_a_full_answer_is_followed_by_receives_side_by_side_that_do_not_wait() -> None:
+    driver, sqs, _, _ = make_driver(["billing"])
+    subscription = driver.subscribe("orders", "billing", SubscriptionOptions())
+    sqs.queued = list(range(45))
+    deliveries = subscription.receive_batch(100, 5.0)
+    assert sorted(int(d.body) for d in deliveries) == list(range(45))
+    first, *more = sqs.received
+    assert (first["MaxNumberOfMessages"], first["WaitTimeSeconds"]) == (10, 5)
+    # 90 more wanted: one wave of 8 requests (the default concurrency), none waiting
+    assert [call["MaxNumberOfMessages"] for call in more] == [10] * 8
+    assert {call["WaitTimeSeconds"] for call in more} == {0}
+    sqs.received.clear()
+    sqs.queued = list(range(7))
+    assert len(subscription.receive_batch(100, 5.0)) == 7
+    assert len(sqs.received) == 1  # an answer that was not full is all there is
 
 
 def test_stale_receipts_are_moot_other_failures_raise() -> None:
