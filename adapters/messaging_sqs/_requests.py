@@ -13,6 +13,7 @@ thread that other calls keep busy, and a call of one request runs no thread at a
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -30,6 +31,7 @@ class Requests:
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self._limit = limit
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pid = os.getpid()  # a forked child has the pool but not its threads
         self._lock = threading.Lock()
 
     @property
@@ -59,10 +61,14 @@ class Requests:
                 outcomes[index] = _outcome(calls[index])
 
         helpers = min(self._limit, len(calls)) - 1
-        started = [self._executor().submit(work) for _ in range(helpers)] if helpers else []
+        asked = [self._executor().submit(work) for _ in range(helpers)] if helpers else []
         work()
-        for helper in started:
-            helper.result()  # work() itself never raises
+        for helper in asked:
+            # A helper that has not started has nothing left to do: this thread took the
+            # rest. Not waiting for it also keeps a pool that cannot run (inherited by a
+            # forked child without its threads) from hanging the call.
+            if not helper.cancel():
+                helper.result()  # work() itself never raises
         return outcomes  # type: ignore[return-value]  # every slot is filled by now
 
     def close(self) -> None:
@@ -73,7 +79,8 @@ class Requests:
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:
-            if self._pool is None:
+            if self._pool is None or self._pid != os.getpid():  # new, or forked
+                self._pid = os.getpid()
                 self._pool = concurrent.futures.ThreadPoolExecutor(
                     max_workers=self._limit - 1, thread_name_prefix="messaging-sqs")
             return self._pool

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
+import signal
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -314,6 +317,35 @@ def test_requests_give_each_outcome_in_the_order_of_the_calls() -> None:
         assert [o if isinstance(o, int) else repr(o) for o in outcomes] == [
             0, 1, 2, 3, "ValueError(4)", 5, 6]
         assert requests.run([threading.current_thread]) == [threading.current_thread()]
+    finally:
+        requests.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_requests_run_in_a_forked_child_whose_pool_has_no_threads() -> None:
+    requests = Requests(4)
+
+    def call(n: int) -> int:
+        time.sleep(0.02)  # long enough for every pool thread to take part
+        return n
+
+    calls = [functools.partial(call, n) for n in range(8)]
+    try:
+        assert requests.run(calls) == list(range(8))  # the pool and its threads are made
+        time.sleep(0.2)  # its threads wait for work, as a pool does between calls
+        child = os.fork()
+        if child == 0:  # the child: the pool object came along, its threads did not
+            os._exit(0 if requests.run(calls) == list(range(8)) else 1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(child, os.WNOHANG)
+            if pid:
+                assert os.waitstatus_to_exitcode(status) == 0
+                return
+            time.sleep(0.01)
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        raise AssertionError("the child's requests hung")
     finally:
         requests.close()
 
