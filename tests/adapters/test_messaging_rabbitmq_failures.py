@@ -603,14 +603,29 @@ _RABBIT_PATH = os.pathsep.join(["/usr/lib/rabbitmq/bin", os.environ.get("PATH", 
 
 
 class PrivateBroker:
-    """A RabbitMQ node of this test's own: its own name, ports, cookie and data."""
+    """A RabbitMQ node of this test's own: its own name, ports, cookie and data; with
+    ``tls``, also a TLS listener whose certificate a CA of its own signed."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
         self.directory = directory
         self.port = _free_port()
-        self.node = f"msgtest{os.getpid()}@localhost"
+        self.tls_port = _free_port()
+        self.ca_file = str(directory / "ca.pem")
+        # Its own name also beside another private node (the TLS one lives per module).
+        self.node = f"msgtest{os.getpid()}{'tls' if tls else ''}@localhost"
         (directory / "enabled_plugins").write_text("[].\n")
-        (directory / "rabbitmq.conf").write_text("loopback_users.guest = true\n")
+        config = "loopback_users.guest = true\n"
+        if tls:
+            _make_certificates(directory)
+            config += "".join(f"{line}\n" for line in (
+                f"listeners.ssl.default = {self.tls_port}",
+                f"ssl_options.cacertfile = {directory / 'ca.pem'}",
+                f"ssl_options.certfile = {directory / 'server.pem'}",
+                f"ssl_options.keyfile = {directory / 'server.key'}",
+                "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+            ))
+        (directory / "rabbitmq.conf").write_text(config)
         self.env = {
             **os.environ,
             "HOME": str(directory),  # the Erlang cookie, shared with rabbitmqctl
@@ -626,6 +641,7 @@ class PrivateBroker:
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         }
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+        self.tls_url = f"amqps://guest:guest@127.0.0.1:{self.tls_port}/%2F"
 
     def _tool(self, name: str) -> str:
         found = shutil.which(name, path=_RABBIT_PATH)
@@ -651,6 +667,27 @@ class PrivateBroker:
                        env=self.env, capture_output=True, timeout=120, check=False)
 
 
+def _make_certificates(directory: Path) -> None:
+    """A CA, and a certificate it signed for 127.0.0.1 and localhost (openssl)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("RabbitMQ broker with TLS unavailable: no openssl to make its certificate")
+
+    def run(*arguments: str) -> None:
+        subprocess.run([openssl, *arguments], cwd=directory, check=True, capture_output=True,
+                       timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=messaging test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "server.key", "-out", "server.csr")
+    (directory / "server.ext").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem")
+    for name in ("server.key", "server.pem", "ca.pem"):
+        (directory / name).chmod(0o644)  # the broker reads them as the same user anyway
+
+
 @pytest.fixture
 def private_broker() -> Iterator[PrivateBroker]:
     with tempfile.TemporaryDirectory(prefix="messaging-rabbitmq-restart-") as directory:
@@ -660,6 +697,52 @@ def private_broker() -> Iterator[PrivateBroker]:
             yield broker
         finally:
             broker.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_broker() -> Iterator[PrivateBroker]:
+    with tempfile.TemporaryDirectory(prefix="messaging-rabbitmq-tls-") as directory:
+        broker = PrivateBroker(Path(directory), tls=True)
+        broker.start()
+        try:
+            yield broker
+        finally:
+            broker.stop()
+
+
+@pytest.mark.slow
+def test_amqps_sends_receives_and_acks_over_tls(tls_broker: PrivateBroker) -> None:
+    """The TLS path for real: pika writes the frames itself there (its TLS transport is
+    not written to directly), and an ack waits for the I/O loop to write it."""
+    bodies = [index.to_bytes(4, "big") * 2560 for index in range(300)]  # 10 KiB each
+    with messaging.connect(tls_broker.tls_url, ca_file=tls_broker.ca_file,
+                           connect_timeout=10.0) as client:
+        stream = client._driver._transport._connection._transport  # type: ignore[attr-defined]
+        assert "SSL" in type(stream).__name__
+        client.admin.create("orders", groups=["billing"])
+        assert client.producer().send_many("orders", bodies[:200])
+        for body in bodies[200:]:
+            client.producer().send("orders", body)
+        consumer = client.consumer("orders", "billing", prefetch=50)
+        got: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while len(got) < len(bodies) and time.monotonic() < deadline:
+            batch = consumer.receive(max_messages=50, timeout=1.0)
+            if len(got) < 100:
+                for message in batch:
+                    message.ack()  # one at a time, then in batches
+            else:
+                consumer.ack_many(batch)
+            got += [message.body for message in batch]
+        consumer.close()
+        assert got == bodies
+        assert client.admin.depth("orders", "billing") == 0
+
+
+def test_amqps_refuses_a_certificate_no_trusted_ca_signed(tls_broker: PrivateBroker
+                                                          ) -> None:
+    with pytest.raises(messaging.ConnectionFailed, match=r"(?i)certificate"):
+        messaging.connect(tls_broker.tls_url, connect_timeout=10.0)  # the system's CAs
 
 
 @pytest.mark.restart
