@@ -335,18 +335,22 @@ class PikaTransport:
                     _send_through(stream, emitted)
         else:
             work()
-        if stream is None or not stream.get_write_buffer_size():
+        if self._all_written():
             return True
         self._ioloop.add_callback_threadsafe(_nothing)
         return False
+
+    def _all_written(self) -> bool:
+        """Nothing waits in pika's send buffer (the lock held)."""
+        stream = getattr(self._connection, "_transport", None)
+        return stream is None or not stream.get_write_buffer_size()
 
     def _when_written(self, future: Future[None], after: float = 0.0) -> None:
         """Resolve ``future`` once pika's send buffer is empty (the lock held, on any
         thread); until then look again on the I/O thread after its next writes, at
         ``after`` seconds at the earliest. A lost connection fails it meanwhile
         (``_fail_inflight``)."""
-        stream = getattr(self._connection, "_transport", None)
-        if stream is None or not stream.get_write_buffer_size():
+        if self._all_written():
             _resolve(future, None)
             return
 

@@ -11,8 +11,9 @@ URL and options: ``region``, ``endpoint_url`` (LocalStack, ...), ``profile``,
 ``account_id`` (else learnt from existing ARNs), ``fifo`` (what ``create`` and the
 auto-create make by default), ``group_cache_ttl`` (seconds a sender reuses a
 destination's list of groups; default 1), ``request_concurrency`` (requests of one
-call in flight at once; default 8, see ``_requests``). Credentials: ``sqs://KEY:SECRET@?region=...``
-or the usual AWS chain (environment, profile, instance role).
+call in flight at once; default 8, see ``_requests``). Credentials:
+``sqs://KEY:SECRET@?region=...`` or the usual AWS chain (environment, profile, instance
+role).
 
 Delivery semantics
 ------------------

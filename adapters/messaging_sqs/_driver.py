@@ -147,10 +147,11 @@ class SqsDriver(Driver):
         if not ttl >= 0:
             raise SqsRefused(ErrorCode.CONFIGURATION, "group_cache_ttl must be >= 0")
         connect_timeout = float(options.get("connect_timeout", 10.0))  # type: ignore[arg-type]
-        concurrency = options.get("request_concurrency", DEFAULT_LIMIT)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        # The portable layer has checked the type (option_types); the range is ours.
+        concurrency = int(options.get("request_concurrency", DEFAULT_LIMIT))  # type: ignore[call-overload]
+        if concurrency < 1:
             raise SqsRefused(ErrorCode.CONFIGURATION,
-                             f"request_concurrency must be an int >= 1, got {concurrency!r}")
+                             f"request_concurrency must be >= 1, got {concurrency}")
         # Probe with clients whose read timeout is connect_timeout too, so that open()
         # fails within connect_timeout also when the endpoint accepts and never answers.
         probe = make_clients(url, options, read_timeout=connect_timeout)

@@ -688,26 +688,27 @@ def _make_certificates(directory: Path) -> None:
         (directory / name).chmod(0o644)  # the broker reads them as the same user anyway
 
 
-@pytest.fixture
-def private_broker() -> Iterator[PrivateBroker]:
-    with tempfile.TemporaryDirectory(prefix="messaging-rabbitmq-restart-") as directory:
-        broker = PrivateBroker(Path(directory))
+@contextlib.contextmanager
+def _running(prefix: str, *, tls: bool = False) -> Iterator[PrivateBroker]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        broker = PrivateBroker(Path(directory), tls=tls)
         broker.start()
         try:
             yield broker
         finally:
             broker.stop()
+
+
+@pytest.fixture
+def private_broker() -> Iterator[PrivateBroker]:
+    with _running("messaging-rabbitmq-restart-") as broker:
+        yield broker
 
 
 @pytest.fixture(scope="module")
 def tls_broker() -> Iterator[PrivateBroker]:
-    with tempfile.TemporaryDirectory(prefix="messaging-rabbitmq-tls-") as directory:
-        broker = PrivateBroker(Path(directory), tls=True)
-        broker.start()
-        try:
-            yield broker
-        finally:
-            broker.stop()
+    with _running("messaging-rabbitmq-tls-", tls=True) as broker:
+        yield broker
 
 
 @pytest.mark.slow
