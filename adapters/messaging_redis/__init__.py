@@ -27,6 +27,11 @@ Delivery semantics
   (after ``delay``), or when ``extend``'s time runs out. Members reclaim such entries
   (XPENDING + XCLAIM in one script) inside ``receive`` at most every
   ``reclaim_interval``: redelivery happens while some member of the group receives.
+* Read-ahead: after a receive that came back full, the next ack reads the next batch in
+  its round trip (at most ``prefetch`` held in all), for the next receive to hand out.
+  Those entries are this member's in Redis from the read on: ``close``, ``seek`` and a
+  wait of over a second give them back with their delivery count restored (decision
+  0107); a member that crashes leaves them to be reclaimed with ``attempt`` 2.
 * Delay: a delayed message waits in a sorted set and is moved into the stream by the
   first member of any group that receives after it is due; its id is carried in the
   ``message-id`` field. ``dedup_id``: a repeat within ``dedup_window`` is dropped and

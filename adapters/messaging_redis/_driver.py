@@ -44,6 +44,9 @@ MAX_BATCH = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 """Redis's default ``proto-max-bulk-len``: the largest string (the body field) it takes."""
 SWEEP_IDLE = 3600.0
+FRESH = 1.0
+"""Seconds a read-ahead entry may wait for a receive (at most a tenth of the visibility
+timeout): its visibility clock started at the read."""
 """Seconds a consumer holding nothing may stay idle before a member removes its name."""
 
 _EMULATED = frozenset({"delay", "dead_letter", "dedup", "visibility_timeout", "extend"})
@@ -291,6 +294,14 @@ class RedisSubscription(Subscription):
         self._extended: set[bytes] = set()  # parked by extend(), unparked by the ack
         self._extending = 0  # extend() calls between their park and their bookkeeping
         self._acked_meanwhile: set[bytes] = set()  # acked while an extend() was at it
+        # Read-ahead (decision 0107): entries an ack's round trip read for the next
+        # receive, when the last receive came back full. Guarded by _lock.
+        self._ahead: list[_streams.Entry] = []
+        self._ahead_at = 0.0  # monotonic time the read-ahead came back
+        self._ahead_count = 0  # what the last receive asked for, if it came back full
+        self._reading_ahead = False
+        self._ahead_generation = 0  # moved on by seek and close: older reads go back
+        self._out = 0  # handed out and not yet acked or nacked, for the prefetch bound
         self._lock = threading.Lock()
         self._closed = False
 
@@ -302,8 +313,14 @@ class RedisSubscription(Subscription):
             if now >= self._next_collect:
                 reclaimed = self._collect(count)
                 if reclaimed:
-                    return reclaimed
+                    return self._handed_out(reclaimed, count)
                 now = time.monotonic()
+            ahead = self._from_ahead(count, now)
+            if ahead:
+                return self._handed_out(_wire.deliveries_of(self.destination, ahead, 1),
+                                        count)
+            if ahead is None:
+                continue  # given back as stale: the reclaim at the top delivers them
             # Block until the deadline, but not past the next reclaim: a due parked or
             # delayed entry wakes nobody by itself.
             wait = min(deadline, self._next_collect) - now
@@ -312,15 +329,72 @@ class RedisSubscription(Subscription):
                                      block_ms)
             if entries:
                 # A read of new entries (">") is their first delivery to this group.
-                return _wire.deliveries_of(self.destination, entries, 1)
+                return self._handed_out(_wire.deliveries_of(self.destination, entries, 1),
+                                        count)
             if time.monotonic() >= deadline:
                 return []
+
+    def _handed_out(self, deliveries: list[Delivery], count: int) -> list[Delivery]:
+        """Count what goes out; a full batch means more is likely waiting, so the next
+        ack reads ahead."""
+        with self._lock:
+            self._out += len(deliveries)
+            self._ahead_count = count if len(deliveries) >= count else 0
+        return deliveries
+
+    def _from_ahead(self, count: int, now: float) -> list[_streams.Entry] | None:
+        """Up to ``count`` read-ahead entries. Their visibility clock has run since the
+        read: past ``FRESH`` they are given back (parked, unread; None is returned) and
+        the reclaim that follows at once delivers them again with their idle time
+        reset."""
+        with self._lock:
+            if not self._ahead:
+                return []
+            entries = self._ahead[:count]
+            del self._ahead[:count]
+            fresh = now - self._ahead_at <= min(FRESH, self._visibility_ms / 10000)
+        if fresh:
+            return entries
+        self._give_back(entries)
+        self._next_collect = 0.0
+        return None
+
+    def _give_back(self, entries: Sequence[_streams.Entry]) -> None:
+        """Release read-ahead entries never handed out: the next delivery of each has
+        the attempt this one would have had."""
+        if entries:
+            self._api.park(self.destination, self.group,
+                           [(entry_id, 1) for entry_id, _ in entries], 0, unread=True)
 
     def send_acks(self, ack_ids: Sequence[AckId]) -> None:
         ids = [entry_id for entry_id, _ in cast(Sequence[_wire.AckId], ack_ids)]
         extended = self._extended
         unpark = [entry_id for entry_id in ids if entry_id in extended] if extended else []
-        self._api.ack(self.destination, self.group, ids, unpark)
+        read_ahead: tuple[str, int] | None = None
+        with self._lock:
+            self._out = max(0, self._out - len(ids))
+            # A whole batch like the last, or nothing: piecemeal reads (a worker's acks
+            # come a few at a time while it holds many) would only split its receives.
+            count = self._ahead_count
+            if (count and self._prefetch - self._out >= count and not self._ahead
+                    and not self._reading_ahead and not self._closed):
+                self._reading_ahead = True
+                read_ahead = (self.consumer, count)
+            generation = self._ahead_generation
+        try:
+            ahead = self._api.ack(self.destination, self.group, ids, unpark, read_ahead)
+        finally:
+            if read_ahead is not None:
+                with self._lock:
+                    self._reading_ahead = False
+        if ahead:
+            with self._lock:
+                current = generation == self._ahead_generation
+                if current:
+                    self._ahead = ahead
+                    self._ahead_at = time.monotonic()
+            if not current:  # closed or sought meanwhile: these go back at once
+                self._give_back(ahead)
         if self._extended or self._extending:
             # Settled ids leave the set; and an extension in flight may have parked one
             # of them before this ack reached Redis: it must not record it, or the id
@@ -336,6 +410,7 @@ class RedisSubscription(Subscription):
         delay_ms = math.ceil(delay * 1000) if delay else 0
         self._api.park(self.destination, self.group, deliveries, delay_ms)
         with self._lock:
+            self._out = max(0, self._out - len(deliveries))
             self._extended.difference_update(entry_id for entry_id, _ in deliveries)
         # This member learns of its own nack at once; the others at their next reclaim.
         self._next_collect = min(self._next_collect, time.monotonic() + delay_ms / 1000)
@@ -363,14 +438,25 @@ class RedisSubscription(Subscription):
         return self._visibility_ms / 1000
 
     def seek(self, target: SeekTarget) -> None:
+        self._give_back(self._take_all_ahead())  # read from before the seek
         self._api.set_last_delivered(self.destination, self.group,
                                      _wire.last_delivered_for(target))
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._give_back(self._take_all_ahead())
         self._api.leave(self.destination, self.group, self.consumer)
+
+    def _take_all_ahead(self) -> list[_streams.Entry]:
+        """Empty the read-ahead, and let no read-ahead in flight refill it."""
+        with self._lock:
+            entries, self._ahead = self._ahead, []
+            self._ahead_count = 0
+            self._ahead_generation += 1
+        return entries
 
     def as_native(self) -> object:
         """The ``redis.Redis`` client; this member is ``self.consumer`` in ``self.group``."""

@@ -182,17 +182,26 @@ return {out, next_due, now}
 PARK = _NOW + """
 -- Nack (with or without delay) and extend: give the entries to the parked consumer until
 -- their due time, if the delivery is still the one the caller received (same delivery
--- count); a settlement of a delivery that was reclaimed meanwhile is moot.
+-- count); a settlement of a delivery that was reclaimed meanwhile is moot. With ARGV[4]
+-- '1' the entries were read ahead and never handed out: their delivery count goes back
+-- by one, so the delivery that follows carries the attempt this one would have.
 -- KEYS: stream, parked zset of the group
--- ARGV: group, parked consumer, delay ms, id, delivery count, id, delivery count, ...
+-- ARGV: group, parked consumer, delay ms, unread ('1' or '0'), id, delivery count, ...
 -- Returns the ids of the entries parked.
 local due = now + tonumber(ARGV[3])
+local unread = ARGV[4] == '1'
 local parked = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local id = ARGV[i]
+  local count = tonumber(ARGV[i + 1])
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
-  if #pending > 0 and pending[1][4] == tonumber(ARGV[i + 1]) then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+  if #pending > 0 and pending[1][4] == count then
+    if unread then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'RETRYCOUNT', count - 1,
+                 'JUSTID')
+    else
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+    end
     redis.call('ZADD', KEYS[2], due, id)
     parked[#parked + 1] = id
   end

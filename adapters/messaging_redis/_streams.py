@@ -109,12 +109,17 @@ class StreamApi(Protocol):
                 default_idle_ms: int, sweep_idle_ms: int, trim: Trim) -> Collected: ...
 
     def park(self, stream: str, group: str, deliveries: Sequence[tuple[bytes, int]],
-             delay_ms: int) -> list[bytes]:
+             delay_ms: int, *, unread: bool = False) -> list[bytes]:
         """Park the deliveries that are still the ones received (same delivery count)
-        until ``delay_ms`` from now; the ids of those parked."""
+        until ``delay_ms`` from now; the ids of those parked. ``unread``: they were read
+        ahead and never handed out, so their delivery count goes back by one."""
 
-    def ack(self, stream: str, group: str, ids: Sequence[bytes],
-            unpark: Sequence[bytes]) -> None: ...
+    def ack(self, stream: str, group: str, ids: Sequence[bytes], unpark: Sequence[bytes],
+            read_ahead: tuple[str, int] | None = None) -> list[Entry]:
+        """XACK ``ids`` (and take ``unpark`` out of the parked set). With ``read_ahead``
+        (consumer, count), the same round trip also reads up to ``count`` new entries
+        for that consumer without blocking, and returns them; [] otherwise. An error of
+        the ack raises; one of the read only returns [] (the next read meets it)."""
 
     def leave(self, stream: str, group: str, consumer: str) -> None: ...
 
@@ -299,21 +304,35 @@ class RedisStreams:
         return Collected(claimed, None if int(next_due) < 0 else int(next_due), int(now))
 
     def park(self, stream: str, group: str, deliveries: Sequence[tuple[bytes, int]],
-             delay_ms: int) -> list[bytes]:
-        args: list[Any] = [group, _scripts.PARKED_CONSUMER, delay_ms]
+             delay_ms: int, *, unread: bool = False) -> list[bytes]:
+        args: list[Any] = [group, _scripts.PARKED_CONSUMER, delay_ms, "1" if unread else "0"]
         for entry_id, delivered in deliveries:
             args += [entry_id, delivered]
         return list(self._park(keys=[stream, parked_key(stream, group)], args=args))
 
-    def ack(self, stream: str, group: str, ids: Sequence[bytes],
-            unpark: Sequence[bytes]) -> None:
-        if not unpark:
+    def ack(self, stream: str, group: str, ids: Sequence[bytes], unpark: Sequence[bytes],
+            read_ahead: tuple[str, int] | None = None) -> list[Entry]:
+        if not unpark and read_ahead is None:
             self._untyped.xack(stream, group, *ids)
-            return
-        pipe = self._client.pipeline(transaction=False)
-        pipe.xack(stream, group, *ids)
-        pipe.zrem(parked_key(stream, group), *unpark)
-        pipe.execute()
+            return []
+        # On the raw client: its XREADGROUP reply stays as the server sent it.
+        pipe = self._raw.pipeline(transaction=False)
+        pipe.execute_command("XACK", stream, group, *ids)
+        if unpark:
+            pipe.execute_command("ZREM", parked_key(stream, group), *unpark)
+        if read_ahead is not None:
+            consumer, count = read_ahead
+            pipe.execute_command("XREADGROUP", "GROUP", group, consumer, "COUNT", count,
+                                 "STREAMS", stream, ">")
+        replies = pipe.execute(raise_on_error=False)
+        settled = replies[:-1] if read_ahead is not None else replies
+        for reply in settled:
+            if isinstance(reply, Exception):
+                raise reply
+        read = replies[-1] if read_ahead is not None else None
+        if not read or isinstance(read, Exception):
+            return []  # a speculative read: the next receive's own read meets the error
+        return cast(list[Entry], read[0][1])
 
     def leave(self, stream: str, group: str, consumer: str) -> None:
         self._leave(keys=[stream], args=[group, consumer])

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from messaging_redis import RedisDriver, RedisSubscription, _wire
+from messaging_redis import RedisDriver, RedisSubscription, _driver, _wire
 from messaging_redis._driver import Settings, _client_options
 from messaging_redis._errors import RedisRefused, classify
 from messaging_redis._streams import Add, AddResult, Collected, ServerInfo, ToAdd, Trim
@@ -33,6 +33,8 @@ class FakeStreams:
     calls: list[tuple[str, tuple[Any, ...]]] = dataclasses.field(default_factory=list)
     add_results: list[list[AddResult]] = dataclasses.field(default_factory=list)
     reads: list[list[tuple[bytes, list[bytes]]]] = dataclasses.field(default_factory=list)
+    ahead: list[list[tuple[bytes, list[bytes]]]] = dataclasses.field(default_factory=list)
+    """What reads ahead in an ack's round trip return, in turn."""
     collections: list[Collected] = dataclasses.field(default_factory=list)
     created: bool = True
     depth_answer: int = 0
@@ -73,14 +75,20 @@ class FakeStreams:
         return Collected([], None, int(time.time() * 1000))
 
     def park(self, stream: str, group: str, deliveries: Sequence[tuple[bytes, int]],
-             delay_ms: int) -> list[bytes]:
-        self.calls.append(("park", (stream, group, list(deliveries), delay_ms)))
+             delay_ms: int, *, unread: bool = False) -> list[bytes]:
+        name = "give back" if unread else "park"
+        self.calls.append((name, (stream, group, list(deliveries), delay_ms)))
         return [entry_id for entry_id, _ in deliveries if entry_id not in self.settled]
 
-    def ack(self, stream: str, group: str, ids: Sequence[bytes],
-            unpark: Sequence[bytes]) -> None:
-        self.calls.append(("ack", (stream, group, list(ids), list(unpark))))
+    def ack(self, stream: str, group: str, ids: Sequence[bytes], unpark: Sequence[bytes],
+            read_ahead: tuple[str, int] | None = None) -> list[tuple[bytes, list[bytes]]]:
+        if read_ahead is None:
+            self.calls.append(("ack", (stream, group, list(ids), list(unpark))))
+        else:
+            self.calls.append(("ack+read", (stream, group, list(ids), list(unpark),
+                                            read_ahead[1])))
         self.settled.update(ids)
+        return self.ahead.pop(0) if read_ahead is not None and self.ahead else []
 
     def leave(self, stream: str, group: str, consumer: str) -> None:
         self.calls.append(("leave", (stream, group, consumer)))
@@ -436,6 +444,76 @@ def test_an_ack_that_lands_while_an_extension_travels_leaves_nothing_behind() ->
     keeper.join(5)
     assert not sub._extended
     assert not sub._acked_meanwhile
+
+
+def entries(*numbers: int) -> list[tuple[bytes, list[bytes]]]:
+    return [(f"{n}-0".encode(), [b"body", f"m{n}".encode()]) for n in numbers]
+
+
+def test_an_ack_after_a_full_receive_reads_ahead_and_the_next_receive_uses_it() -> None:
+    fake = FakeStreams(reads=[entries(1, 2, 3)], ahead=[entries(4, 5, 6)])
+    sub = subscription(fake)
+    sub.receive_batch(3, 0.0)  # full: more is likely waiting
+    sub.send_acks([(b"1-0", 1), (b"2-0", 1), (b"3-0", 1)])
+    assert last(fake) == ("ack+read", ("orders", "billing", [b"1-0", b"2-0", b"3-0"], [], 3))
+    fake.calls.clear()
+    batch = sub.receive_batch(3, 0.0)
+    assert [(d.body, d.attempt) for d in batch] == [(b"m4", 1), (b"m5", 1), (b"m6", 1)]
+    assert "read" not in fake.names()  # handed out from the read-ahead
+
+
+def test_no_read_ahead_after_a_short_receive_nor_past_the_prefetch() -> None:
+    fake = FakeStreams(reads=[entries(1), entries(2, 3, 4, 5)])
+    sub = subscription(fake, prefetch=4)
+    sub.receive_batch(3, 0.0)  # one of three: the stream is drained
+    sub.send_acks([(b"1-0", 1)])
+    assert last(fake)[0] == "ack"
+    sub.receive_batch(10, 0.0)  # four of min(10, prefetch 4): full
+    sub.send_acks([(b"2-0", 1)])  # three still out: no room for a batch of four
+    assert last(fake)[0] == "ack"
+    sub.send_acks([(b"3-0", 1), (b"4-0", 1), (b"5-0", 1)])
+    assert last(fake) == ("ack+read", ("orders", "billing", [b"3-0", b"4-0", b"5-0"], [], 4))
+
+
+def test_close_gives_back_what_was_read_ahead_before_leaving() -> None:
+    fake = FakeStreams(reads=[entries(1)], ahead=[entries(2)])
+    sub = subscription(fake)
+    sub.receive_batch(1, 0.0)
+    sub.send_acks([(b"1-0", 1)])
+    sub.close()
+    assert fake.calls[-2:] == [("give back", ("orders", "billing", [(b"2-0", 1)], 0)),
+                               ("leave", ("orders", "billing", sub.consumer))]
+
+
+def test_a_read_ahead_that_lands_after_a_seek_goes_back() -> None:
+    fake = FakeStreams(reads=[entries(1)])
+    sub = subscription(fake)
+    sub.receive_batch(1, 0.0)
+    real_ack = fake.ack
+
+    def ack_while_seeking(*args: Any) -> list[tuple[bytes, list[bytes]]]:
+        sub.seek("end")  # another thread's seek, while the read-ahead travels
+        fake.ahead.append(entries(2))
+        return real_ack(*args)
+
+    fake.ack = ack_while_seeking  # type: ignore[method-assign]
+    sub.send_acks([(b"1-0", 1)])
+    assert last(fake) == ("give back", ("orders", "billing", [(b"2-0", 1)], 0))
+    assert not sub._ahead
+
+
+def test_a_stale_read_ahead_is_given_back_and_reclaimed_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeStreams(reads=[entries(1)], ahead=[entries(2)])
+    sub = subscription(fake, reclaim_interval=5.0)
+    sub.receive_batch(1, 0.0)
+    sub.send_acks([(b"1-0", 1)])
+    monkeypatch.setattr(_driver, "FRESH", 0.0)
+    fake.calls.clear()
+    fake.collections.append(Collected([(b"2-0", [b"body", b"m2"], 1)], None, 0))
+    (again,) = sub.receive_batch(1, 0.0)
+    assert (again.body, again.attempt) == (b"m2", 1)
+    assert fake.names() == ["give back", "collect"]
 
 
 def test_seek_and_close() -> None:
