@@ -44,10 +44,10 @@ MAX_BATCH = 1000
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 """Redis's default ``proto-max-bulk-len``: the largest string (the body field) it takes."""
 SWEEP_IDLE = 3600.0
+"""Seconds a consumer holding nothing may stay idle before a member removes its name."""
 FRESH = 1.0
 """Seconds a read-ahead entry may wait for a receive (at most a tenth of the visibility
 timeout): its visibility clock started at the read."""
-"""Seconds a consumer holding nothing may stay idle before a member removes its name."""
 
 _EMULATED = frozenset({"delay", "dead_letter", "dedup", "visibility_timeout", "extend"})
 _DB_PATH = re.compile(r"/?\d*")
