@@ -184,12 +184,22 @@ PARK = _NOW + """
 -- their due time, if the delivery is still the one the caller received (same delivery
 -- count); a settlement of a delivery that was reclaimed meanwhile is moot. With ARGV[4]
 -- '1' the entries were read ahead and never handed out: their delivery count goes back
--- by one, so the delivery that follows carries the attempt this one would have.
+-- by one, so the delivery that follows carries the attempt this one would have; and a
+-- stream or group deleted meanwhile took them along, so there is nothing to give back
+-- (as when a member leaves, LEAVE below).
 -- KEYS: stream, parked zset of the group
 -- ARGV: group, parked consumer, delay ms, unread ('1' or '0'), id, delivery count, ...
 -- Returns the ids of the entries parked.
 local due = now + tonumber(ARGV[3])
 local unread = ARGV[4] == '1'
+if unread then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+  local probe = redis.pcall('XPENDING', KEYS[1], ARGV[1])
+  if probe['err'] then
+    if string.sub(probe['err'], 1, 7) == 'NOGROUP' then return {} end
+    return probe
+  end
+end
 local parked = {}
 for i = 5, #ARGV, 2 do
   local id = ARGV[i]

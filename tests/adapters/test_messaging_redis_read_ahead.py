@@ -119,3 +119,11 @@ def test_a_seek_drops_what_was_read_ahead_from_before_it(client: messaging.Clien
     assert b"after the seek" in {m.body for m in rest}
     assert {m.attempt for m in rest} == {1}
     consumer.close()
+
+
+def test_closing_after_the_destination_was_deleted_has_nothing_to_give_back(
+        client: messaging.Client, destination: str) -> None:
+    consumer = client.consumer(destination, GROUP)
+    consumer.ack_many(consumer.receive(max_messages=10, timeout=2.0))  # reads 10 ahead
+    client.admin.delete(destination)  # the read-ahead went with the stream
+    consumer.close()  # as it did before the read-ahead: no error
