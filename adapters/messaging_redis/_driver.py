@@ -370,17 +370,7 @@ class RedisSubscription(Subscription):
         ids = [entry_id for entry_id, _ in cast(Sequence[_wire.AckId], ack_ids)]
         extended = self._extended
         unpark = [entry_id for entry_id in ids if entry_id in extended] if extended else []
-        read_ahead: tuple[str, int] | None = None
-        with self._lock:
-            self._out = max(0, self._out - len(ids))
-            # A whole batch like the last, or nothing: piecemeal reads (a worker's acks
-            # come a few at a time while it holds many) would only split its receives.
-            count = self._ahead_count
-            if (count and self._prefetch - self._out >= count and not self._ahead
-                    and not self._reading_ahead and not self._closed):
-                self._reading_ahead = True
-                read_ahead = (self.consumer, count)
-            generation = self._ahead_generation
+        read_ahead, generation = self._plan_read_ahead(len(ids))
         try:
             ahead = self._api.ack(self.destination, self.group, ids, unpark, read_ahead)
         finally:
@@ -388,13 +378,7 @@ class RedisSubscription(Subscription):
                 with self._lock:
                     self._reading_ahead = False
         if ahead:
-            with self._lock:
-                current = generation == self._ahead_generation
-                if current:
-                    self._ahead = ahead
-                    self._ahead_at = time.monotonic()
-            if not current:  # closed or sought meanwhile: these go back at once
-                self._give_back(ahead)
+            self._keep_read_ahead(ahead, generation)
         if self._extended or self._extending:
             # Settled ids leave the set; and an extension in flight may have parked one
             # of them before this ack reached Redis: it must not record it, or the id
@@ -404,6 +388,32 @@ class RedisSubscription(Subscription):
                 self._extended.difference_update(ids)
                 if self._extending:
                     self._acked_meanwhile.update(ids)
+
+    def _plan_read_ahead(self, settled: int) -> tuple[tuple[str, int] | None, int]:
+        """Account for ``settled`` deliveries; the (consumer, count) the ack should read
+        ahead (None: not this time), and the read-ahead generation it reads in."""
+        with self._lock:
+            self._out = max(0, self._out - settled)
+            # A whole batch like the last, or nothing: piecemeal reads (a worker's acks
+            # come a few at a time while it holds many) would only split its receives.
+            # (close and seek zero the count: nothing is read after them.)
+            count = self._ahead_count
+            if (not count or self._prefetch - self._out < count or self._ahead
+                    or self._reading_ahead):
+                return None, self._ahead_generation
+            self._reading_ahead = True
+            return (self.consumer, count), self._ahead_generation
+
+    def _keep_read_ahead(self, entries: list[_streams.Entry], generation: int) -> None:
+        """Hold what an ack read ahead, unless a close or seek came meanwhile: then it
+        goes back at once."""
+        with self._lock:
+            current = generation == self._ahead_generation
+            if current:
+                self._ahead = entries
+                self._ahead_at = time.monotonic()
+        if not current:
+            self._give_back(entries)
 
     def send_nacks(self, ack_ids: Sequence[AckId], delay: float | None) -> None:
         deliveries = [_delivery(ack_id) for ack_id in ack_ids]

@@ -283,12 +283,8 @@ class RedisStreams:
 
     def read(self, stream: str, group: str, consumer: str, count: int,
              block_ms: int | None) -> list[Entry]:
-        block = () if block_ms is None else ("BLOCK", block_ms)
-        reply = self._raw.execute_command("XREADGROUP", "GROUP", group, consumer,
-                                          "COUNT", count, *block, "STREAMS", stream, ">")
-        if not reply:
-            return []
-        return cast(list[Entry], reply[0][1])
+        return _new_entries(self._raw.execute_command(
+            *_read_new(stream, group, consumer, count, block_ms)))
 
     def collect(self, stream: str, group: str, consumer: str, *, count: int,
                 default_idle_ms: int, sweep_idle_ms: int, trim: Trim) -> Collected:
@@ -321,18 +317,16 @@ class RedisStreams:
         if unpark:
             pipe.execute_command("ZREM", parked_key(stream, group), *unpark)
         if read_ahead is not None:
-            consumer, count = read_ahead
-            pipe.execute_command("XREADGROUP", "GROUP", group, consumer, "COUNT", count,
-                                 "STREAMS", stream, ">")
+            pipe.execute_command(*_read_new(stream, group, *read_ahead, None))
         replies = pipe.execute(raise_on_error=False)
         settled = replies[:-1] if read_ahead is not None else replies
         for reply in settled:
             if isinstance(reply, Exception):
                 raise reply
         read = replies[-1] if read_ahead is not None else None
-        if not read or isinstance(read, Exception):
+        if isinstance(read, Exception):
             return []  # a speculative read: the next receive's own read meets the error
-        return cast(list[Entry], read[0][1])
+        return _new_entries(read)
 
     def leave(self, stream: str, group: str, consumer: str) -> None:
         self._leave(keys=[stream], args=[group, consumer])
@@ -362,6 +356,20 @@ class RedisStreams:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _read_new(stream: str, group: str, consumer: str, count: int, block_ms: int | None
+              ) -> tuple[object, ...]:
+    """The XREADGROUP of up to ``count`` entries never delivered to the group (">"),
+    blocking ``block_ms`` at most (None: not at all)."""
+    block = () if block_ms is None else ("BLOCK", block_ms)
+    return ("XREADGROUP", "GROUP", group, consumer, "COUNT", count, *block,
+            "STREAMS", stream, ">")
+
+
+def _new_entries(reply: Any) -> list[Entry]:
+    """The entries of one stream's XREADGROUP reply (as the server sent it)."""
+    return cast(list[Entry], reply[0][1]) if reply else []
 
 
 def _as_sent(response: object, **options: object) -> object:

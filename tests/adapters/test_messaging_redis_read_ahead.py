@@ -50,6 +50,11 @@ def pending_of(client: messaging.Client, destination: str) -> dict[str, int]:
             for info in native.xinfo_consumers(destination, GROUP)}
 
 
+def ack_a_full_batch(consumer: messaging.Consumer) -> None:
+    """Receive a full batch of 10 and ack it: the ack reads the next 10 ahead."""
+    consumer.ack_many(consumer.receive(max_messages=10, timeout=2.0))
+
+
 def drain(consumer: messaging.Consumer, count: int) -> list[messaging.Message]:
     got: list[messaging.Message] = []
     for _ in range(50):
@@ -78,7 +83,7 @@ def test_an_ack_after_a_full_receive_reads_the_next_batch(client: messaging.Clie
 def test_what_was_read_ahead_goes_back_at_close_with_its_attempt(
         client: messaging.Client, destination: str) -> None:
     leaving = client.consumer(destination, GROUP)
-    leaving.ack_many(leaving.receive(max_messages=10, timeout=2.0))  # reads 10 ahead
+    ack_a_full_batch(leaving)
     leaving.close()
     # Given back: held by no member (the leaving one is gone from the group), parked
     # to be delivered at once.
@@ -94,7 +99,7 @@ def test_a_read_ahead_left_waiting_is_delivered_with_a_fresh_lease(
         client: messaging.Client, destination: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_driver, "FRESH", 0.0)  # every read-ahead is stale at once
     consumer = client.consumer(destination, GROUP)
-    consumer.ack_many(consumer.receive(max_messages=10, timeout=2.0))
+    ack_a_full_batch(consumer)
     later = consumer.receive(max_messages=10, timeout=2.0)
     assert [m.body for m in later] == [f"m{n}".encode() for n in range(10, 20)]
     assert {m.attempt for m in later} == {1}
@@ -109,7 +114,7 @@ def test_a_read_ahead_left_waiting_is_delivered_with_a_fresh_lease(
 def test_a_seek_drops_what_was_read_ahead_from_before_it(client: messaging.Client,
                                                          destination: str) -> None:
     consumer = client.consumer(destination, GROUP)
-    consumer.ack_many(consumer.receive(max_messages=10, timeout=2.0))
+    ack_a_full_batch(consumer)
     consumer.seek("end")
     client.producer().send(destination, b"after the seek")
     # The ten read ahead before the seek were owed to the group: they come (with
@@ -124,6 +129,6 @@ def test_a_seek_drops_what_was_read_ahead_from_before_it(client: messaging.Clien
 def test_closing_after_the_destination_was_deleted_has_nothing_to_give_back(
         client: messaging.Client, destination: str) -> None:
     consumer = client.consumer(destination, GROUP)
-    consumer.ack_many(consumer.receive(max_messages=10, timeout=2.0))  # reads 10 ahead
+    ack_a_full_batch(consumer)
     client.admin.delete(destination)  # the read-ahead went with the stream
     consumer.close()  # as it did before the read-ahead: no error
