@@ -252,12 +252,6 @@ class PartitionState:
                 if (held := self.pending.get(offset)) is not None and held[_DUE] > now]
         return min(dues) if dues else None
 
-    def has_ready(self, now: float) -> bool:
-        if not self._ready or now < self.blocked_until:
-            return False
-        return any((held := self.pending.get(offset)) is not None and held[_DUE] <= now
-                   and not held[_OUT] for offset in self._ready)
-
     # -- settlement -------------------------------------------------------------------
     def ack(self, offset: int) -> bool:
         """Settle a handed-out record. False for one this state does not hold out."""
@@ -280,8 +274,19 @@ class PartitionState:
             self.blocked_until = max(self.blocked_until, now + delay)
         return True
 
-    def in_flight(self) -> list[int]:
-        return [offset for offset, held in self.pending.items() if held[_OUT]]
+    def give_back(self, offset: int) -> None:
+        """Undo :meth:`take` of a record its receiver never got (a read-ahead): it is
+        ready again at its place, and its delivery is not counted."""
+        held = self.pending.get(offset)
+        if held is None or not held[_OUT]:
+            return
+        held[_OUT] = False
+        heapq.heappush(self._ready, offset)
+        count = self.deliveries.get(offset, 0) - 1
+        if count > 0:
+            self.deliveries[offset] = count
+        else:
+            self.deliveries.pop(offset, None)
 
     # -- committing -------------------------------------------------------------------
     def commit_point(self) -> tuple[int, str] | None:

@@ -10,6 +10,13 @@ Delivery semantics
   over partitions. After handing out, it commits asynchronously the group's delivery
   record (see :mod:`messaging_kafka._offsets`), so a member that dies holding messages
   leaves ``attempt`` counts behind for the next owner.
+* Read-ahead (decision 0108): an ack that follows a receive which came back full takes
+  the next batch (as many as that receive asked for) from what the client fetched,
+  before its commit, so the commit records that batch's delivery too and the next
+  receive hands it out without a commit of its own. A nack, seek or revocation (and so
+  ``close``) first gives a read-ahead back uncounted; a member killed while it holds one
+  leaves it counted (``attempt`` 2 for the next owner, like a dead RabbitMQ consumer's
+  prefetched messages).
 * ``send_acks`` settles records and commits the contiguous prefix of each partition plus
   the record of what lies above it, synchronously: an ack has reached the broker when
   it returns. Acks from several threads that wait for the same commit share it.
@@ -57,7 +64,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -107,6 +114,11 @@ class KafkaSubscription(Subscription):
         self._ack_seq = 0
         self._committed_seq = 0
         self._rotation = 0
+        # Read-ahead (decision 0108): records an ack took for the next receive, so that
+        # the ack's commit records their delivery.
+        self._ahead: list[Taken] = []
+        self._ahead_recorded = False  # the group's record on Kafka counts them
+        self._ahead_count = 0  # what the last receive asked for, if it came back full
         self._closed = False
         self._consumer = make_consumer(self._on_commit, self._on_error)
         self._consumer.subscribe([topic], on_assign=self._on_assign,
@@ -121,12 +133,15 @@ class KafkaSubscription(Subscription):
             self._raise_error()
             if self._unloaded:
                 self._load_unloaded()
-            taken = self._take(max_messages, time.time())
+            with self._state:
+                taken, recorded = self._next_batch(max_messages)
+                self._ahead_count = max_messages if len(taken) >= max_messages else 0
             if taken:
-                # The record goes out first: the broker stores it while the Delivery
-                # objects are built, and an ack's commit (which the broker handles after
-                # it) waits less for it.
-                self._record_deliveries()
+                if not recorded:
+                    # The record goes out first: the broker stores it while the Delivery
+                    # objects are built, and an ack's commit (which the broker handles
+                    # after it) waits less for it.
+                    self._record_deliveries()
                 return self._deliveries(taken)
             remaining = deadline - time.monotonic()
             if polled and remaining <= 0:
@@ -138,6 +153,8 @@ class KafkaSubscription(Subscription):
     def _poll(self, max_messages: int, wait: float) -> None:
         error: BaseException | None = None
         with self._gate:
+            if self._ahead:
+                return  # an ack took the next batch while this thread waited for the gate
             consumer = self._consumer
             messages = consumer.consume(max_messages, 0)
             if not messages and wait > 0:
@@ -181,19 +198,64 @@ class KafkaSubscription(Subscription):
                 state.admit(message.offset(), (message, headers), due)
         return error
 
+    def _next_batch(self, limit: int) -> tuple[list[Taken], bool]:
+        """What a receive hands out: what an ack read ahead, else ready records; and
+        whether the group's record counts their delivery already. Call with the state
+        lock held."""
+        ahead = self._ahead
+        if ahead:
+            self._ahead = ahead[limit:]
+            return ahead[:limit], self._ahead_recorded
+        return self._take(limit, time.time()), False
+
     def _take(self, limit: int, now: float) -> list[Taken]:
+        """Ready records, rotating over partitions. Call with the state lock held."""
         out: list[Taken] = []
-        with self._state:
-            states = list(self._parts.values())
-            if not states:
-                return out
-            start = self._rotation % len(states)
-            self._rotation += 1
-            for state in states[start:] + states[:start]:
-                state.take(now, limit, out)
-                if len(out) >= limit:
-                    break
+        states = list(self._parts.values())
+        if not states:
+            return out
+        start = self._rotation % len(states)
+        self._rotation += 1
+        for state in states[start:] + states[:start]:
+            state.take(now, limit, out)
+            if len(out) >= limit:
+                break
         return out
+
+    def _read_ahead(self, consumer: ConsumerClient) -> None:
+        """After a receive that came back full, take the next batch now, so that the
+        ack's commit about to be made records its delivery and the next receive needs
+        no commit of its own (decision 0108). The gate is held."""
+        with self._state:
+            count = self._ahead_count
+            if not count or self._ahead:
+                return
+        try:
+            messages = consumer.consume(count, 0)  # what the client holds: no waiting
+        except KafkaException as failure:
+            self._error = failure  # the next receive raises it: this ack goes on
+            return
+        error = self._absorb(messages)
+        if error is not None:
+            self._error = error
+        with self._state:
+            if not self._ahead:
+                self._ahead = self._take(count, time.time())
+                self._ahead_recorded = False
+
+    def _give_back_ahead(self, partitions: Collection[int] | None) -> None:
+        """Put the read-ahead records of ``partitions`` (all when None) back at their
+        place, their delivery uncounted, before anything that would hand out, record or
+        drop them out of order (a nack, a seek, a revocation, close). Call with the state
+        lock held."""
+        kept: list[Taken] = []
+        for taken in self._ahead:
+            partition, epoch, offset = taken[0], taken[1], taken[2]
+            if partitions is not None and partition not in partitions:
+                kept.append(taken)
+            elif (state := self._parts.get(partition)) is not None and state.epoch == epoch:
+                state.give_back(offset)
+        self._ahead = kept
 
     def _deliveries(self, taken: list[Taken]) -> list[Delivery]:
         """Delivery objects for what ``_take`` handed out (the hot path: locals bound,
@@ -276,9 +338,14 @@ class KafkaSubscription(Subscription):
             if self._committed_seq >= mine:
                 return  # a commit that began after this ack already carried it
             with self._using_consumer() as consumer:
+                self._read_ahead(consumer)
                 with self._state:
                     target = self._ack_seq
                     offsets = self._snapshot(None)
+                    # This commit records the read-ahead: a receive may hand it out
+                    # without one of its own, as soon as now (like a receive's own
+                    # asynchronous commit, it is then on its way).
+                    self._ahead_recorded = True
                 if offsets and not self._commit(consumer, offsets):
                     return
             self._committed_seq = target
@@ -293,8 +360,10 @@ class KafkaSubscription(Subscription):
     def send_nacks(self, ack_ids: Sequence[AckId], delay: float | None) -> None:
         self._check_open()
         now = time.time()
+        ids = list(_ack_ids(ack_ids))
         with self._state:
-            for partition, offset, epoch in _ack_ids(ack_ids):
+            self._give_back_ahead({partition for partition, _, _ in ids})
+            for partition, offset, epoch in ids:
                 state = self._parts.get(partition)
                 if state is None or state.epoch != epoch or not state.nack(offset, now, delay):
                     log.debug("kafka: nack of %s:%d:%d ignored: the partition moved or was "
@@ -314,6 +383,7 @@ class KafkaSubscription(Subscription):
                     return
             targets = self._resolve(consumer, target, assigned, strict=True)
             with self._state:
+                self._give_back_ahead(None)
                 for partition, offset in targets.items():
                     state = self._parts.get(partition)
                     if state is not None:
@@ -487,6 +557,7 @@ class KafkaSubscription(Subscription):
     def _on_revoke(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         revoked = [tp.partition for tp in partitions]
         with self._state:
+            self._give_back_ahead(revoked)
             offsets = self._snapshot(revoked)
             for partition in revoked:
                 self._parts.pop(partition, None)
@@ -507,6 +578,7 @@ class KafkaSubscription(Subscription):
                     "too long); their next owner delivers again what was not committed",
                     lost, self.topic)
         with self._state:
+            self._give_back_ahead(lost)
             for partition in lost:
                 self._parts.pop(partition, None)
                 self._unloaded.discard(partition)
@@ -579,7 +651,9 @@ class KafkaSubscription(Subscription):
             except KafkaException as error:
                 failure = error
             finally:
-                consumer.close()  # leaves the group; unsettled messages go to others
+                # Leaves the group: the client revokes every partition first, and the
+                # revocation gives a read-ahead back; unsettled messages go to others.
+                consumer.close()
         if failure is not None:
             raise failure
 

@@ -19,8 +19,10 @@ Delivery semantics
   the committed offset is the contiguous acked prefix; acks above a gap and delivery
   counts travel in the commit metadata (:mod:`messaging_kafka._offsets`), so the next
   owner of a partition skips what was acked and reports ``attempt`` = deliveries + 1.
-  Deliveries are recorded by an asynchronous commit right after they are handed out;
-  a member killed within that round trip leaves them uncounted (``attempt`` 1 again).
+  Deliveries are recorded by an asynchronous commit right after they are handed out,
+  or, for a batch an ack read ahead, by that ack's commit; a member killed within that
+  round trip leaves them uncounted (``attempt`` 1 again), one killed holding a
+  read-ahead leaves it counted (``attempt`` 2).
 * No visibility timeout: a partition is reassigned only when its member leaves, is
   closed, or misses ``session_timeout`` (then its unsettled records go to another
   member). ``visibility_timeout`` and ``extend`` are declared unsupported.

@@ -671,6 +671,97 @@ def test_deliveries_are_recorded_before_any_ack(client: messaging.Client,
     second.close()
 
 
+# -- read-ahead (decision 0108) --------------------------------------------------------------
+def _read_ahead_of_two(client: messaging.Client, cluster: FakeCluster
+                       ) -> tuple[messaging.Consumer, list[messaging.Message]]:
+    """Four records; a full receive of two; an ack of both, which takes j2 and j3 ahead."""
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [f"j{i}".encode() for i in range(4)])
+    consumer = client.consumer("jobs", "g")
+    first = consumer.receive(max_messages=2, timeout=1.0)
+    assert [m.body for m in first] == [b"j0", b"j1"]
+    consumer.ack_many(first)
+    assert cluster.offsets[("g", "jobs", 0)] == (2, "mk1;e=2;u=0-1;n=0-1:1"), (
+        "the ack's commit records j2 and j3 as delivered once")
+    return consumer, first
+
+
+def test_an_ack_after_a_full_receive_records_the_next_batch(client: messaging.Client,
+                                                            cluster: FakeCluster) -> None:
+    consumer, _ = _read_ahead_of_two(client, cluster)
+    commits = len(cluster.commits)
+    second = consumer.receive(max_messages=2, timeout=1.0)
+    assert [(m.body, m.attempt) for m in second] == [(b"j2", 1), (b"j3", 1)]
+    assert len(cluster.commits) == commits, "recorded already: the receive commits nothing"
+    consumer.ack_many(second)
+    assert cluster.offsets[("g", "jobs", 0)] == (4, "")
+    consumer.close()
+
+
+def test_a_short_receive_reads_nothing_ahead(client: messaging.Client,
+                                             cluster: FakeCluster) -> None:
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [b"j0", b"j1"])
+    consumer = client.consumer("jobs", "g")
+    got = consumer.receive(max_messages=3, timeout=1.0)
+    client.producer().send("jobs", b"j2")
+    consumer.ack_many(got)
+    assert cluster.offsets[("g", "jobs", 0)] == (2, "")
+    assert [(m.body, m.attempt) for m in _receive(consumer, 1)] == [(b"j2", 1)]
+    consumer.close()
+
+
+def test_a_member_killed_holding_a_read_ahead_leaves_it_counted(
+        client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
+    """As a dead RabbitMQ consumer's prefetched messages come back redelivered."""
+    _read_ahead_of_two(client, cluster)
+    clients.consumers[-1].die()
+    with client.consumer("jobs", "g") as second:
+        assert [(m.body, m.attempt) for m in _receive(second, 2)] == [(b"j2", 2), (b"j3", 2)]
+
+
+def test_close_gives_a_read_ahead_back_uncounted(client: messaging.Client,
+                                                 cluster: FakeCluster) -> None:
+    consumer, _ = _read_ahead_of_two(client, cluster)
+    before = len(cluster.commits)
+    consumer.close()
+    assert {commit for commits in cluster.commits[before:] for commit in commits} == {
+        (0, 2, "mk1;e=2;u=0-1;n=")}, "no commit of close counts them"
+    with client.consumer("jobs", "g") as second:
+        assert [(m.body, m.attempt) for m in _receive(second, 2)] == [(b"j2", 1), (b"j3", 1)]
+
+
+def test_a_nack_comes_back_before_a_read_ahead(client: messaging.Client,
+                                               cluster: FakeCluster) -> None:
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [f"j{i}".encode() for i in range(4)])
+    consumer = client.consumer("jobs", "g")
+    first = consumer.receive(max_messages=2, timeout=1.0)
+    first[0].ack()  # takes j2 and j3 ahead
+    first[1].nack()
+    again = consumer.receive(max_messages=3, timeout=1.0)
+    assert [(m.body, m.attempt) for m in again] == [(b"j1", 2), (b"j2", 1), (b"j3", 1)]
+    consumer.close()
+
+
+def test_a_revocation_gives_a_read_ahead_back_uncounted(
+        client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
+    consumer, _ = _read_ahead_of_two(client, cluster)
+    member = clients.consumers[-1]
+    member.callbacks["revoke"](member, [TopicPartition("jobs", 0)])
+    assert cluster.offsets[("g", "jobs", 0)] == (2, "mk1;e=2;u=0-1;n=")
+    assert consumer.receive(max_messages=2, timeout=0.05) == []
+    consumer.close()
+
+
+def test_a_seek_drops_a_read_ahead(client: messaging.Client, cluster: FakeCluster) -> None:
+    consumer, _ = _read_ahead_of_two(client, cluster)
+    consumer.seek("beginning")
+    assert [(m.body, m.attempt) for m in _receive(consumer, 4)] == [
+        (b"j0", 1), (b"j1", 1), (b"j2", 1), (b"j3", 1)]
+    consumer.close()
+
+
 def test_records_of_a_revoked_partition_are_no_longer_held(client: messaging.Client,
                                                           clients: FakeClients) -> None:
     client.admin.create("jobs", groups=["g"])

@@ -19,9 +19,11 @@ import messaging
 
 try:
     from broker_fixtures import redis_url
+    from draining import drain
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from broker_fixtures import redis_url
+    from draining import drain
 
 __all__ = ["redis_url"]
 
@@ -53,17 +55,6 @@ def pending_of(client: messaging.Client, destination: str) -> dict[str, int]:
 def ack_a_full_batch(consumer: messaging.Consumer) -> None:
     """Receive a full batch of 10 and ack it: the ack reads the next 10 ahead."""
     consumer.ack_many(consumer.receive(max_messages=10, timeout=2.0))
-
-
-def drain(consumer: messaging.Consumer, count: int) -> list[messaging.Message]:
-    got: list[messaging.Message] = []
-    for _ in range(50):
-        if len(got) >= count:
-            break
-        batch = consumer.receive(max_messages=10, timeout=0.5)
-        consumer.ack_many(batch)
-        got += batch
-    return got
 
 
 def test_an_ack_after_a_full_receive_reads_the_next_batch(client: messaging.Client,
