@@ -274,6 +274,10 @@ class PartitionState:
             self.blocked_until = max(self.blocked_until, now + delay)
         return True
 
+    def holds_out(self) -> bool:
+        """Whether a record handed out is not settled yet."""
+        return any(held[_OUT] for held in self.pending.values())
+
     def give_back(self, offset: int) -> None:
         """Undo :meth:`take` of a record its receiver never got (a read-ahead): it is
         ready again at its place, and its delivery is not counted."""

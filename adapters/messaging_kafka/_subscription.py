@@ -10,13 +10,14 @@ Delivery semantics
   over partitions. After handing out, it commits asynchronously the group's delivery
   record (see :mod:`messaging_kafka._offsets`), so a member that dies holding messages
   leaves ``attempt`` counts behind for the next owner.
-* Read-ahead (decision 0108): an ack that follows a receive which came back full takes
-  the next batch (as many as that receive asked for) from what the client fetched,
-  before its commit, so the commit records that batch's delivery too and the next
-  receive hands it out without a commit of its own. A nack, seek or revocation (and so
-  ``close``) first gives a read-ahead back uncounted; a member killed while it holds one
-  leaves it counted (``attempt`` 2 for the next owner, like a dead RabbitMQ consumer's
-  prefetched messages).
+* Read-ahead (decision 0108): an ack that follows a receive which came back full, and
+  leaves nothing handed out unsettled (a loop that acked its whole batch), takes the
+  next batch (as many as that receive asked for) from what the client fetched, before
+  its commit, so the commit records that batch's delivery too and the next receive
+  hands it out without a commit of its own. A nack, seek or revocation (and so
+  ``close``) first gives a read-ahead back uncounted; a member killed while it holds
+  one leaves it counted (``attempt`` 2 for the next owner, like a dead RabbitMQ
+  consumer's prefetched messages).
 * ``send_acks`` settles records and commits the contiguous prefix of each partition plus
   the record of what lies above it, synchronously: an ack has reached the broker when
   it returns. Acks from several threads that wait for the same commit share it.
@@ -223,12 +224,14 @@ class KafkaSubscription(Subscription):
         return out
 
     def _read_ahead(self, consumer: ConsumerClient) -> None:
-        """After a receive that came back full, take the next batch now, so that the
-        ack's commit about to be made records its delivery and the next receive needs
-        no commit of its own (decision 0108). The gate is held."""
+        """After a receive that came back full, once everything handed out is settled
+        (a loop that acked its whole batch), take the next batch now, so that the ack's
+        commit about to be made records its delivery and the next receive needs no
+        commit of its own (decision 0108). The gate is held."""
         with self._state:
             count = self._ahead_count
-            if not count or self._ahead:
+            if not count or self._ahead or any(
+                    state.holds_out() for state in self._parts.values()):
                 return
         try:
             messages = consumer.consume(count, 0)  # what the client holds: no waiting

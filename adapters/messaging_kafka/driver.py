@@ -22,7 +22,8 @@ Delivery semantics
   Deliveries are recorded by an asynchronous commit right after they are handed out,
   or, for a batch an ack read ahead, by that ack's commit; a member killed within that
   round trip leaves them uncounted (``attempt`` 1 again), one killed holding a
-  read-ahead leaves it counted (``attempt`` 2).
+  read-ahead (between acking its whole batch and its next receive) leaves it counted
+  (``attempt`` 2).
 * No visibility timeout: a partition is reassigned only when its member leaves, is
   closed, or misses ``session_timeout`` (then its unsettled records go to another
   member). ``visibility_timeout`` and ``extend`` are declared unsupported.

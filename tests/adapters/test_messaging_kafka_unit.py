@@ -735,13 +735,28 @@ def test_a_nack_comes_back_before_a_read_ahead(client: messaging.Client,
                                                cluster: FakeCluster) -> None:
     client.admin.create("jobs", groups=["g"])
     client.producer().send_many("jobs", [f"j{i}".encode() for i in range(4)])
+    consumer, _ = _read_ahead_of_two(client, cluster)
+    [j2] = consumer.receive(max_messages=1, timeout=1.0)  # j3 stays read ahead
+    j2.nack()
+    again = consumer.receive(max_messages=2, timeout=1.0)
+    assert [(m.body, m.attempt) for m in again] == [(b"j2", 2), (b"j3", 1)]
+    consumer.close()
+
+
+def test_no_read_ahead_while_something_handed_out_is_unsettled(
+        client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
+    """A member killed mid-batch (a poison message) leaves only what it was given
+    counted, not also a batch it never saw."""
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [f"j{i}".encode() for i in range(4)])
     consumer = client.consumer("jobs", "g")
     first = consumer.receive(max_messages=2, timeout=1.0)
-    first[0].ack()  # takes j2 and j3 ahead
-    first[1].nack()
-    again = consumer.receive(max_messages=3, timeout=1.0)
-    assert [(m.body, m.attempt) for m in again] == [(b"j1", 2), (b"j2", 1), (b"j3", 1)]
-    consumer.close()
+    first[0].ack()  # j1 is still being worked on
+    assert cluster.offsets[("g", "jobs", 0)] == (1, "mk1;e=1;u=0;n=0:1")
+    clients.consumers[-1].die()
+    with client.consumer("jobs", "g") as second:
+        assert [(m.body, m.attempt) for m in _receive(second, 3)] == [
+            (b"j1", 2), (b"j2", 1), (b"j3", 1)]
 
 
 def test_a_revocation_gives_a_read_ahead_back_uncounted(
