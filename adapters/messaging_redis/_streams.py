@@ -223,6 +223,7 @@ class RedisStreams:
                     return [error]
             if sum(len(parts[1]) for parts in plain) <= SCRIPTED_BODY_BYTES * len(plain):
                 return self._add_scripted(stream, plain, trim_args)
+            return self._pipelined([(*xadd, *parts) for parts in plain])
         pipe: Any = self._client.pipeline(transaction=False)
         queue = pipe.execute_command
         scripted = False
@@ -248,6 +249,30 @@ class RedisStreams:
             else:
                 results.append(reply)
         return results
+
+    def _pipelined(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+        """Each command's reply, or its ``ResponseError``, in order, in one round trip:
+        what a redis-py pipeline does, without its Python per command (argument
+        handling, response callbacks): 1-2 us per message less, which at 10 KiB is what
+        the adapter's own work costs. (Joining the packed commands into fewer, larger
+        socket writes was measured too: less client CPU, but slower, as the server then
+        starts on a batch only once the client has copied all of it.)"""
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as error:
+                    replies.append(error)
+            return replies
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: it cannot be reused
+            raise
+        finally:
+            pool.release(connection)
 
     def _add_scripted(self, stream: str, entries: Sequence[Parts], trim_args: list[str]
                       ) -> list[AddResult]:

@@ -99,7 +99,8 @@ def test_adapter_batch_and_values_to_plain_client(client: messaging.Client, plai
 
 @pytest.mark.parametrize(("count", "size"), [
     (3, 10), (250, 100),  # small bodies: added by the batch script (250: three calls)
-    (3, 4096),  # larger ones: a pipeline of XADD
+    (3, 4096),  # larger ones: XADD commands pipelined on a connection of the pool
+    (100, 10240),
 ])
 def test_every_way_of_adding_a_batch_gives_the_same_plain_entries(
         client: messaging.Client, plain: Any, destination: str, count: int,
@@ -116,17 +117,22 @@ def test_every_way_of_adding_a_batch_gives_the_same_plain_entries(
         for body in bodies]
 
 
+@pytest.mark.parametrize("size", [1, 4096])  # the batch script; pipelined XADD
 def test_a_batch_to_a_key_that_is_not_a_stream_fails_every_message(
-        client: messaging.Client, plain: Any, destination: str) -> None:
+        client: messaging.Client, plain: Any, destination: str, size: int) -> None:
     plain.set(destination, "a string")
     try:
         with pytest.raises(messaging.MessagingError, match="WRONGTYPE") as raised:
-            client.producer().send_many(destination, [b"a", b"b", b"c"])
+            client.producer().send_many(destination, [bytes(size)] * 3)
         assert sorted(raised.value.failed) == [0, 1, 2]  # type: ignore[attr-defined]
         assert raised.value.sent == {}  # type: ignore[attr-defined]
         assert plain.get(destination) == b"a string"
     finally:
         plain.delete(destination)  # not a destination: admin.delete refuses it
+    # Every error reply was read: the connections of the pool still answer in step.
+    client.admin.create(destination)
+    assert len(client.producer().send_many(destination, [bytes(size)] * 3)) == 3
+    assert plain.xlen(destination) == 3
 
 
 def test_plain_client_to_adapter(client: messaging.Client, plain: Any,
