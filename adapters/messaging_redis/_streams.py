@@ -250,7 +250,7 @@ class RedisStreams:
                 results.append(reply)
         return results
 
-    def _pipelined(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+    def _pipelined(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Each command's reply, or its ``ResponseError``, in order, in one round trip:
         what a redis-py pipeline does, without its Python per command (argument
         handling, response callbacks): 1-2 us per message less, which at 10 KiB is what
@@ -336,14 +336,12 @@ class RedisStreams:
         if not unpark and read_ahead is None:
             self._untyped.xack(stream, group, *ids)
             return []
-        # On the raw client: its XREADGROUP reply stays as the server sent it.
-        pipe = self._raw.pipeline(transaction=False)
-        pipe.execute_command("XACK", stream, group, *ids)
+        commands: list[Sequence[Any]] = [("XACK", stream, group, *ids)]
         if unpark:
-            pipe.execute_command("ZREM", parked_key(stream, group), *unpark)
+            commands.append(("ZREM", parked_key(stream, group), *unpark))
         if read_ahead is not None:
-            pipe.execute_command(*_read_new(stream, group, *read_ahead, None))
-        replies = pipe.execute(raise_on_error=False)
+            commands.append(_read_new(stream, group, *read_ahead, None))
+        replies = self._pipelined(commands)  # the XREADGROUP reply as the server sent it
         settled = replies[:-1] if read_ahead is not None else replies
         for reply in settled:
             if isinstance(reply, Exception):
