@@ -251,12 +251,12 @@ class RedisStreams:
         return results
 
     def _pipelined(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Each command's reply, or its ``ResponseError``, in order, in one round trip:
-        what a redis-py pipeline does, without its Python per command (argument
-        handling, response callbacks): 1-2 us per message less, which at 10 KiB is what
-        the adapter's own work costs. (Joining the packed commands into fewer, larger
-        socket writes was measured too: less client CPU, but slower, as the server then
-        starts on a batch only once the client has copied all of it.)"""
+        """Each command's reply, or its ``ResponseError``, in order, in one round trip
+        (decision 0109): what a redis-py pipeline does, without its Python per command
+        (argument handling, response callbacks): 1-2 us per message less, which at 10 KiB
+        is what the adapter's own work costs. The replies stay as the server sent them.
+        (Joining the packed commands into fewer, larger socket writes is slower: the
+        server then starts on a batch only once the client has copied all of it.)"""
         pool = self._client.connection_pool
         connection = pool.get_connection()
         try:
