@@ -38,8 +38,8 @@ more than the commands it saves."""
 SCRIPTED_ENTRIES = 100
 """Entries per ADD_MANY call."""
 RUN_BYTES = 6000
-"""Packed commands smaller than this are joined into one socket write up to this size;
-larger ones are written alone, uncopied (redis-py's own cutoff)."""
+"""Packed commands up to this size are joined into one socket write until it is past
+this size; larger ones are written alone, uncopied (redis-py's own cutoff and rule)."""
 
 try:  # what redis-py packs commands with when hiredis is there (decision 0105)
     from hiredis import pack_command as _pack_command
@@ -415,17 +415,15 @@ def _packed(connection: Any, commands: Sequence[Sequence[Any]]) -> list[bytes]:
     size = 0
     for command in commands:
         piece = _pack_command(tuple(command))
-        if len(piece) > RUN_BYTES:
-            if run:
-                writes.append(b"".join(run))
-                run, size = [], 0
-            writes.append(piece)
-            continue
-        if size + len(piece) > RUN_BYTES and run:
+        large = len(piece) > RUN_BYTES
+        if (large or size > RUN_BYTES) and run:
             writes.append(b"".join(run))
             run, size = [], 0
-        run.append(piece)
-        size += len(piece)
+        if large:
+            writes.append(piece)
+        else:
+            run.append(piece)
+            size += len(piece)
     if run:
         writes.append(b"".join(run))
     return writes

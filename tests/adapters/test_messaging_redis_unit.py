@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import redis
 from messaging_redis import RedisDriver, RedisSubscription, _driver, _wire
 from messaging_redis._driver import Settings, _client_options
 from messaging_redis._errors import RedisRefused, classify
-from messaging_redis._streams import Add, AddResult, Collected, ServerInfo, ToAdd, Trim
+from messaging_redis._streams import Add, AddResult, Collected, ServerInfo, ToAdd, Trim, _packed
 from redis import exceptions as redis_errors
 
 import messaging
@@ -194,6 +195,17 @@ def test_surrogates_go_back_as_the_original_bytes() -> None:
     delivery = _wire.delivery_of("d", b"1-0", [b"body", b"", b"\xc3(", b"\xfe"], 1)
     again = _wire.parts_of(OutgoingMessage(body=b"", headers=delivery.headers))
     assert again == [b"body", b"", b"\xc3(", b"\xfe"]
+
+
+def test_direct_writes_are_the_ones_redis_py_would_make() -> None:
+    """The same bytes in the same writes as the connection's own packer (decision 0109):
+    small commands joined up to its cutoff, large ones alone."""
+    pytest.importorskip("hiredis")  # without it _packed is pack_commands itself
+    connection = redis.Connection()  # packing needs no server
+    commands = [("XADD", "s", "NOMKSTREAM", "*", b"body", bytes(size), "n", 7, 1.5)
+                for size in (10, 3000, 2990, 7000, 10, 10, 6500, 5)]
+    commands.append(("XACK", "s", "g", *(f"1-{n}".encode() for n in range(300))))
+    assert _packed(connection, commands) == connection.pack_commands(commands)
 
 
 @pytest.mark.parametrize("name", ["body", "key", "message-id"])
