@@ -182,12 +182,6 @@ class RedisStreams:
         self._client = client
         # The installed stubs (types-redis 4.6) leave some commands untyped.
         self._untyped: Any = client
-        # A second client on the same connection pool, whose XREADGROUP replies stay as
-        # the server sent them (redis-py would turn each entry's fields into a dict that
-        # the driver walks once anyway); the one as_native() returns is left as it is.
-        raw: Any = redis.Redis(connection_pool=client.connection_pool)
-        raw.set_response_callback("XREADGROUP", _as_sent)
-        self._raw = raw
         self._send = client.register_script(_scripts.SEND)
         self._add_many = client.register_script(_scripts.ADD_MANY)
         self._collect = client.register_script(_scripts.COLLECT)
@@ -260,9 +254,10 @@ class RedisStreams:
 
     def _pipelined(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Each command's reply, or its ``ResponseError``, in order, in one round trip
-        (decision 0109): what a redis-py pipeline does, without its Python per command
-        (argument handling, response callbacks): 1-2 us per message less, which at 10 KiB
-        is what the adapter's own work costs. The replies stay as the server sent them.
+        (decision 0109): what a redis-py pipeline does (or ``execute_command`` for one
+        command), without its Python per command (argument handling, response
+        callbacks): 1-2 us per message less, which at 10 KiB is what the adapter's own
+        work costs. The replies stay as the server sent them.
         (Joining the packed commands into fewer, larger socket writes is slower: the
         server then starts on a batch only once the client has copied all of it.)"""
         pool = self._client.connection_pool
@@ -316,8 +311,12 @@ class RedisStreams:
 
     def read(self, stream: str, group: str, consumer: str, count: int,
              block_ms: int | None) -> list[Entry]:
-        return _new_entries(self._raw.execute_command(
-            *_read_new(stream, group, consumer, count, block_ms)))
+        # Through _pipelined: the reply stays as the server sent it (redis-py would turn
+        # each entry's fields into a dict that the driver walks once anyway).
+        [reply] = self._pipelined([_read_new(stream, group, consumer, count, block_ms)])
+        if isinstance(reply, Exception):
+            raise reply
+        return _new_entries(reply)
 
     def collect(self, stream: str, group: str, consumer: str, *, count: int,
                 default_idle_ms: int, sweep_idle_ms: int, trim: Trim) -> Collected:
@@ -427,7 +426,3 @@ def _packed(connection: Any, commands: Sequence[Sequence[Any]]) -> list[bytes]:
     if run:
         writes.append(b"".join(run))
     return writes
-
-
-def _as_sent(response: object, **options: object) -> object:
-    return response
