@@ -261,7 +261,7 @@ class KafkaSubscription(Subscription):
         self._ahead = kept
 
     def _deliveries(self, taken: list[Taken]) -> list[Delivery]:
-        """Delivery objects for what ``_take`` handed out (the hot path: locals bound,
+        """Delivery objects for what ``_next_batch`` handed out (the hot path: locals bound,
         helpers inlined). Records of one batch mostly share their headers and often
         their timestamp: those are decoded once per batch, and every Delivery gets its
         own copy of the headers dict, which its receiver may change."""
