@@ -216,7 +216,7 @@ class KafkaDriver(Driver):
         produce = producer.produce
         delivered = batch.delivered
         partial = functools.partial
-        encode_headers = _wire.encode_headers
+        encode_headers, encode_key = _wire.encode_headers, _wire.encode_key
         now = time.time()
         # The portable layer hands one headers mapping to every plain value of a batch:
         # encode it once (the client only reads the list).
@@ -225,12 +225,11 @@ class KafkaDriver(Driver):
         with self._senders_lock:
             self._senders += 1
         try:
-            for index, message in enumerate(messages):
-                if message.priority is not None or message.dedup_id is not None:
+            # One unpacking per message: cheaper than reading the fields by name.
+            for index, (body, key, headers, delay, priority, dedup_id) in enumerate(messages):
+                if priority is not None or dedup_id is not None:
                     batch.fail(index, InvalidRequest("Kafka has no priority or dedup_id"))
                     continue
-                body, key, headers, delay = (message.body, message.key, message.headers,
-                                             message.delay)
                 if delay:
                     native = encode_headers(headers, now + delay) or None
                 else:
@@ -240,8 +239,7 @@ class KafkaDriver(Driver):
                     native = encoded
                 on_delivery = partial(delivered, index)
                 try:
-                    produce(destination, value=body,
-                            key=None if key is None else _wire.encode_key(key),
+                    produce(destination, body, None if key is None else encode_key(key),
                             headers=native, on_delivery=on_delivery)
                 except BufferError:
                     # The client's local queue is full: wait for room (rarely taken).
