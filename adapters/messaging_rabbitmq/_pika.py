@@ -56,6 +56,7 @@ import pika.exceptions
 from pika.adapters.select_connection import IOLoop, PollPoller, SelectConnection
 from pika.adapters.utils import connection_workflow, io_services_utils
 
+from messaging_rabbitmq import _frames
 from messaging_rabbitmq._errors import BrokerNack, ConnectTimeout, StaleDelivery
 from messaging_rabbitmq._transport import (
     Arrival,
@@ -401,6 +402,7 @@ class PikaTransport:
         connection: Any = result
         self._connection = connection
         connection.add_on_close_callback(self._on_connection_closed)
+        _frames.install(connection)  # larger reads, no copy per frame (decision 0110)
         with self._lock:
             self._alive = True
         if self._closing:  # close() came first
