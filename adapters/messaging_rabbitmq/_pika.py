@@ -79,9 +79,10 @@ _PLAINTEXT: tuple[type[Any], ...] = tuple(
     kind for kind in [getattr(io_services_utils, "_AsyncPlaintextTransport", None)] if kind)
 """pika's plaintext transport, which calling threads write to directly (none: a pika
 without it gets its frames written by the I/O loop, as pika does)."""
-_JOIN_LIMIT = 4 * 1024 * 1024
-"""Bytes of frames one call may emit to be joined and sent at once; more go through
-pika's send buffer frame by frame (no copy of a large batch)."""
+_WRITE_AT = 64 * 1024
+"""Bytes of frames a call gathers before it writes them: one ``send`` for a batch of
+small messages, while the broker starts on a batch of large ones before its last
+message is framed."""
 _CLOSE_WAIT = 5.0  # seconds close() waits for the broker's close-ok before giving up
 
 
@@ -320,20 +321,20 @@ class PikaTransport:
         Left to itself pika would buffer each frame as a chunk of its own, turn on the
         loop's write watch (which wakes the I/O thread only to find the lock taken) and
         write every chunk with a ``send`` of its own, three per published message. Here
-        the frames of one call are joined and go out in one ``send``. Only pika's
+        the frames of one call are joined, up to ``_WRITE_AT`` bytes at a time, and each
+        such run goes out in one ``send`` (see :class:`_DirectWrites`). Only pika's
         plaintext transport is written this way, and only while its buffer is empty
         (so the order of bytes on the wire holds); otherwise pika writes as usual."""
         stream = getattr(self._connection, "_transport", None)
         if (isinstance(stream, _PLAINTEXT) and stream._state == stream._STATE_ACTIVE
                 and not stream.get_write_buffer_size()):
-            emitted: list[bytes] = []
-            stream.write = emitted.append  # shadows the method while this thread has pika
+            writes = _DirectWrites(stream)
+            stream.write = writes.write  # shadows the method while this thread has pika
             try:
                 work()
             finally:
                 del stream.write
-                if emitted:
-                    _send_through(stream, emitted)
+                writes.flush()
         else:
             work()
         if self._all_written():
@@ -504,24 +505,47 @@ def _nothing() -> None:
     """A callback that only wakes the I/O loop."""
 
 
-def _send_through(stream: Any, emitted: list[bytes]) -> None:
-    """Send ``emitted`` (frames in order) on ``stream``'s socket now, as far as it takes
-    them without blocking; the rest goes to pika's send buffer (its ``write``), and so
-    does everything if the socket fails, so pika meets the failure and closes the
-    connection the way it always does."""
-    if len(emitted) > 1 and sum(map(len, emitted)) > _JOIN_LIMIT:
-        for chunk in emitted:  # not copied into one: pika writes them as the socket drains
-            stream.write(chunk)
-        return
-    data = b"".join(emitted) if len(emitted) > 1 else emitted[0]
-    try:
-        sent = stream._sock.send(data)
-    except (BlockingIOError, InterruptedError):
-        sent = 0
-    except OSError:
-        sent = 0  # pika's own write meets it again and aborts the connection
-    if sent < len(data):
-        stream.write(data[sent:] if sent else data)
+class _DirectWrites:
+    """The frames one call has pika emit, sent on its stream's socket as they come: in
+    runs of ``_WRITE_AT`` bytes, each joined into one ``send``, as far as the socket takes
+    them without blocking. From the first run the socket does not take whole, the rest
+    goes to pika's send buffer (its own ``write``), and so does everything if the socket
+    fails, so pika meets the failure and closes the connection the way it always does.
+    """
+
+    __slots__ = ("_parts", "_queued", "_size", "_stream")
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._queued = False  # pika's buffer holds some: the rest must follow it
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= _WRITE_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        parts = self._parts
+        if not parts:
+            return
+        data = b"".join(parts) if len(parts) > 1 else parts[0]
+        self._parts, self._size = [], 0
+        stream = self._stream
+        if self._queued:
+            type(stream).write(stream, data)  # pika's own, which the instance shadows
+            return
+        try:
+            sent = stream._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # pika's own write meets it again and aborts the connection
+        if sent < len(data):
+            type(stream).write(stream, data[sent:] if sent else data)
+            self._queued = True
 
 
 def _declare_one(channel: Any, item: Declaration, done: Callable[[Any], None]) -> None:

@@ -642,3 +642,47 @@ def test_connection_parameters_follow_the_url() -> None:
     assert first.ssl_options is not None
     with pytest.raises(ConfigurationError, match="virtual host"):
         settings.connection_parameters(parse_url("amqp://h/a/b"))
+
+
+class _Socket:
+    """Takes at most ``room`` more bytes, then would block once, and has drained by the
+    next call (so a writer that went back to the socket would overtake pika's buffer)."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> int:
+        if self.room <= 0:
+            self.room = 10**9
+            raise BlockingIOError
+        taken = data[:self.room]
+        self.room -= len(taken)
+        self.sent.append(taken)
+        return len(taken)
+
+
+class _Stream:
+    """pika's plaintext transport as far as the direct writes use it."""
+
+    def __init__(self, room: int) -> None:
+        self._sock = _Socket(room)
+        self.buffered: list[bytes] = []
+
+    def write(self, data: bytes) -> None:  # pika's buffer, which the I/O loop drains
+        self.buffered.append(data)
+
+
+@pytest.mark.parametrize("room", [0, 1, 100_000, 10**9])
+def test_direct_writes_keep_the_byte_order_whatever_the_socket_takes(room: int) -> None:
+    stream = _Stream(room)
+    writes = _pika._DirectWrites(stream)
+    frames = [bytes([n % 251]) * size for n, size in enumerate([10, 10_240, 8, 70_000] * 5)]
+    for data in frames:
+        writes.write(data)
+    writes.flush()
+
+    assert b"".join(stream._sock.sent + stream.buffered) == b"".join(frames)
+    if room >= sum(map(len, frames)):
+        assert stream.buffered == []  # all went straight to the socket
+        assert len(stream._sock.sent) > 1  # in runs: the broker starts on the first
