@@ -27,7 +27,9 @@ else:
     Client = redis.Redis
 
 Entry = tuple[bytes, Parts]
-"""An entry id and its fields (name, value, name, value...)."""
+"""An entry id and its fields (name, value, name, value...). A reply left as the server
+sent it (``_pipelined``, scripts) holds each entry as a two-item list; the adapter only
+ever unpacks an entry, so it is typed as the pair it is read as."""
 
 
 SCRIPTED_BODY_BYTES = 512
