@@ -673,7 +673,7 @@ def test_deliveries_are_recorded_before_any_ack(client: messaging.Client,
 
 # -- read-ahead (decision 0108) --------------------------------------------------------------
 def _read_ahead_of_two(client: messaging.Client, cluster: FakeCluster
-                       ) -> tuple[messaging.Consumer, list[messaging.Message]]:
+                       ) -> messaging.Consumer:
     """Four records; a full receive of two; an ack of both, which takes j2 and j3 ahead."""
     client.admin.create("jobs", groups=["g"])
     client.producer().send_many("jobs", [f"j{i}".encode() for i in range(4)])
@@ -683,12 +683,12 @@ def _read_ahead_of_two(client: messaging.Client, cluster: FakeCluster
     consumer.ack_many(first)
     assert cluster.offsets[("g", "jobs", 0)] == (2, "mk1;e=2;u=0-1;n=0-1:1"), (
         "the ack's commit records j2 and j3 as delivered once")
-    return consumer, first
+    return consumer
 
 
 def test_an_ack_after_a_full_receive_records_the_next_batch(client: messaging.Client,
                                                             cluster: FakeCluster) -> None:
-    consumer, _ = _read_ahead_of_two(client, cluster)
+    consumer = _read_ahead_of_two(client, cluster)
     commits = len(cluster.commits)
     second = consumer.receive(max_messages=2, timeout=1.0)
     assert [(m.body, m.attempt) for m in second] == [(b"j2", 1), (b"j3", 1)]
@@ -722,7 +722,7 @@ def test_a_member_killed_holding_a_read_ahead_leaves_it_counted(
 
 def test_close_gives_a_read_ahead_back_uncounted(client: messaging.Client,
                                                  cluster: FakeCluster) -> None:
-    consumer, _ = _read_ahead_of_two(client, cluster)
+    consumer = _read_ahead_of_two(client, cluster)
     before = len(cluster.commits)
     consumer.close()
     assert {commit for commits in cluster.commits[before:] for commit in commits} == {
@@ -733,9 +733,7 @@ def test_close_gives_a_read_ahead_back_uncounted(client: messaging.Client,
 
 def test_a_nack_comes_back_before_a_read_ahead(client: messaging.Client,
                                                cluster: FakeCluster) -> None:
-    client.admin.create("jobs", groups=["g"])
-    client.producer().send_many("jobs", [f"j{i}".encode() for i in range(4)])
-    consumer, _ = _read_ahead_of_two(client, cluster)
+    consumer = _read_ahead_of_two(client, cluster)
     [j2] = consumer.receive(max_messages=1, timeout=1.0)  # j3 stays read ahead
     j2.nack()
     again = consumer.receive(max_messages=2, timeout=1.0)
@@ -761,7 +759,7 @@ def test_no_read_ahead_while_something_handed_out_is_unsettled(
 
 def test_a_revocation_gives_a_read_ahead_back_uncounted(
         client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
-    consumer, _ = _read_ahead_of_two(client, cluster)
+    consumer = _read_ahead_of_two(client, cluster)
     member = clients.consumers[-1]
     member.callbacks["revoke"](member, [TopicPartition("jobs", 0)])
     assert cluster.offsets[("g", "jobs", 0)] == (2, "mk1;e=2;u=0-1;n=")
@@ -770,7 +768,7 @@ def test_a_revocation_gives_a_read_ahead_back_uncounted(
 
 
 def test_a_seek_drops_a_read_ahead(client: messaging.Client, cluster: FakeCluster) -> None:
-    consumer, _ = _read_ahead_of_two(client, cluster)
+    consumer = _read_ahead_of_two(client, cluster)
     consumer.seek("beginning")
     assert [(m.body, m.attempt) for m in _receive(consumer, 4)] == [
         (b"j0", 1), (b"j1", 1), (b"j2", 1), (b"j3", 1)]
