@@ -45,11 +45,12 @@ def topic(client: messaging.Client) -> Iterator[str]:
     client.admin.delete(name)
 
 
-def committed(kafka_url: str, topic: str) -> tuple[int, str]:
+def committed(client: messaging.Client, topic: str) -> tuple[int, str]:
     """The group's committed offset and metadata of partition 0, as Kafka stores them
-    (read by a plain client that does not join the group)."""
-    reader = Consumer({"bootstrap.servers": kafka_url.removeprefix("kafka://"),
-                       "group.id": GROUP})
+    (read by a plain client that does not join the group, at the brokers the adapter's
+    own URL parsing found)."""
+    bootstrap: str = client._driver.settings.bootstrap  # type: ignore[attr-defined]
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP})
     try:
         [tp] = reader.committed([TopicPartition(topic, 0)], timeout=10)
         return tp.offset, tp.metadata or ""
@@ -65,27 +66,27 @@ def ack_a_full_batch(consumer: messaging.Consumer) -> None:
 
 
 def test_the_ack_after_a_full_receive_records_the_next_batch(
-        kafka_url: str, client: messaging.Client, topic: str) -> None:
+        client: messaging.Client, topic: str) -> None:
     consumer = client.consumer(topic, GROUP)
     ack_a_full_batch(consumer)
     # The next ten count as delivered once already: a member killed now leaves them with
     # attempt 2 for the next owner, as if it had received them.
-    assert committed(kafka_url, topic) == (10, "mk1;e=10;u=0-9;n=0-9:1")
+    assert committed(client, topic) == (10, "mk1;e=10;u=0-9;n=0-9:1")
     assert client.admin.depth(topic, GROUP) == 20
     second = consumer.receive(max_messages=10, timeout=0)
     assert [(m.body, m.attempt) for m in second] == [(f"m{n}".encode(), 1)
                                                      for n in range(10, 20)]
     consumer.ack_many(second)
-    assert committed(kafka_url, topic)[0] == 20
+    assert committed(client, topic)[0] == 20
     consumer.close()
 
 
-def test_close_gives_a_read_ahead_back_uncounted(kafka_url: str, client: messaging.Client,
+def test_close_gives_a_read_ahead_back_uncounted(client: messaging.Client,
                                                  topic: str) -> None:
     consumer = client.consumer(topic, GROUP)
     ack_a_full_batch(consumer)
     consumer.close()
-    assert committed(kafka_url, topic) == (10, "mk1;e=10;u=0-9;n=")
+    assert committed(client, topic) == (10, "mk1;e=10;u=0-9;n=")
     with client.consumer(topic, GROUP) as second:
         got = drain(second, 20)
     assert [(m.body, m.attempt) for m in got] == [(f"m{n}".encode(), 1)
