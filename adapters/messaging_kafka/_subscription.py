@@ -107,7 +107,9 @@ class KafkaSubscription(Subscription):
         self._commit_lock = threading.Lock()  # one synchronous ack commit at a time
         self._parts: dict[int, PartitionState] = {}
         self._epochs = itertools.count(1)
-        self._pending_seek: SeekTarget | None = None
+        # A seek made before the first assignment: its target, or for "end" the offsets
+        # that were the end when it was made.
+        self._pending_seek: SeekTarget | dict[int, int] | None = None
         self._unloaded: set[int] = set()
         self._paused_unloaded: set[int] = set()
         self._deferred = False
@@ -381,9 +383,15 @@ class KafkaSubscription(Subscription):
         with self._using_consumer() as consumer:
             with self._state:
                 assigned = sorted(self._parts)
-                if not assigned:
-                    self._pending_seek = target
-                    return
+            if not assigned:
+                # Assignments arrive only through the consumer, whose gate this holds.
+                # "end" is the end now: what is sent once seek returns must be read,
+                # however late the first assignment comes. The other targets name
+                # offsets that do not move as messages arrive; they resolve then.
+                pending = self._ends(consumer) if target == "end" else target
+                with self._state:
+                    self._pending_seek = pending
+                return
             targets = self._resolve(consumer, target, assigned, strict=True)
             with self._state:
                 self._give_back_ahead(None)
@@ -422,6 +430,15 @@ class KafkaSubscription(Subscription):
                     f"consumer (it has {partitions}); seek moves its own partitions")
             return {}
         return {partition: offset}
+
+    def _ends(self, consumer: ConsumerClient) -> dict[int, int]:
+        """The high watermark of every partition of the topic."""
+        topic = consumer.list_topics(self.topic, self._timeout).topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            raise KafkaException(topic.error if topic is not None else KafkaError(
+                KafkaError.UNKNOWN_TOPIC_OR_PART, f"no metadata for {self.topic!r}"))
+        return {partition: self._watermarks(consumer, partition)[1]
+                for partition in topic.partitions}
 
     def _watermarks(self, consumer: ConsumerClient, partition: int) -> tuple[int, int]:
         marks = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
@@ -536,7 +553,9 @@ class KafkaSubscription(Subscription):
         if seek is None and not targets:
             return
         try:
-            if seek is not None:
+            if isinstance(seek, dict):
+                targets.update({p: offset for p, offset in seek.items() if p in states})
+            elif seek is not None:
                 targets.update(self._resolve(consumer, seek, sorted(states), strict=False))
             with self._state:
                 for partition, offset in targets.items():

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -414,6 +415,12 @@ class FakeConsumer:
     def get_watermark_offsets(self, partition: TopicPartition, timeout: float = 0,
                               cached: bool = False) -> tuple[int, int]:
         return 0, len(self.cluster.logs[self.topic][partition.partition])
+
+    def list_topics(self, topic: str | None = None, timeout: float = 0) -> Any:
+        assert topic is not None
+        partitions = {p: object() for p in range(len(self.cluster.logs[topic]))}
+        return types.SimpleNamespace(topics={topic: types.SimpleNamespace(
+            error=None, partitions=partitions)})
 
     def offsets_for_times(self, partitions: list[TopicPartition], timeout: float = 0
                           ) -> list[TopicPartition]:
@@ -842,6 +849,19 @@ def test_a_seek_before_the_first_receive_applies_at_assignment(
     with client.consumer("history", "replayer2") as other:
         other.seek("beginning")
         assert [m.body for m in _receive(other, 3)] == [b"h0", b"h1", b"h2"]
+
+
+def test_a_seek_to_the_end_before_the_first_receive_is_the_end_then(
+        client: messaging.Client) -> None:
+    """Not the end at the first assignment, which comes with the first receive: what
+    is sent between the seek and that receive is read."""
+    client.admin.create("late", partitions=2)
+    client.producer().send_many("late", [b"old-0", b"old-1"], key="k")
+    consumer = client.consumer("late", "g")
+    consumer.seek("end")
+    client.producer().send("late", b"new", key="k")
+    assert [m.body for m in _receive(consumer, 1)] == [b"new"]
+    consumer.close()
 
 
 def test_seek_to_a_time_and_to_the_end(client: messaging.Client) -> None:
