@@ -347,9 +347,12 @@ def test_sends_cut_off_are_reported_never_dropped(rabbitmq_url: str, proxy: Prox
             except messaging.MessagingError as error:
                 result["error"] = error
 
+        # Frozen first, so that the cut finds the batch mid-write however slowly the
+        # sender thread gets going.
+        proxy.freeze()
         sender = threading.Thread(target=send_many)
         sender.start()
-        time.sleep(0.05)
+        _wait_until_pika_buffers(far)
         proxy.cut()
         sender.join(30)
 
@@ -585,7 +588,12 @@ def test_a_waiting_receive_gets_every_delivery_read_in_one_pass(
             receiving.start()
             with messaging.connect(rabbitmq_url) as other:
                 other.producer().send_many(destination, [b"%d" % i for i in range(burst)])
-            time.sleep(0.5)  # the broker pushes them to the held connection's socket
+                # None ready: the broker has pushed them all to the held connection.
+                deadline = time.monotonic() + 30
+                while other.admin.depth(destination, "workers"):
+                    assert time.monotonic() < deadline, "the broker never pushed the burst"
+                    time.sleep(0.05)
+            time.sleep(0.1)  # from the broker's socket to this one: loopback
             gate.set()
             receiving.join(30)
         finally:
