@@ -117,6 +117,20 @@ def test_every_way_of_adding_a_batch_gives_the_same_plain_entries(
         for body in bodies]
 
 
+def test_a_send_to_a_key_that_is_not_a_stream_fails(
+        client: messaging.Client, plain: Any, destination: str) -> None:
+    plain.set(destination, "a string")
+    try:
+        with pytest.raises(messaging.MessagingError, match="WRONGTYPE"):
+            client.producer().send(destination, b"one")
+        assert plain.get(destination) == b"a string"
+    finally:
+        plain.delete(destination)
+    client.admin.create(destination)
+    client.producer().send(destination, b"two")  # the error reply was read: in step
+    assert [fields[b"body"] for _, fields in plain.xrange(destination)] == [b"two"]
+
+
 @pytest.mark.parametrize("size", [1, 4096])  # the batch script; pipelined XADD
 def test_a_batch_to_a_key_that_is_not_a_stream_fails_every_message(
         client: messaging.Client, plain: Any, destination: str, size: int) -> None:
