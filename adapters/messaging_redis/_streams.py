@@ -217,12 +217,10 @@ class RedisStreams:
                 b"*"]
         if not any(isinstance(entry, Add) for entry in entries):
             plain = cast(Sequence[Parts], entries)
-            if len(plain) == 1:
-                # One entry (every producer.send): the direct round trip too, which
-                # skips redis-py's command wrapper as well as the pipeline's setup (each
-                # costs more than the adapter's own work on a send).
-                return self._pipelined([(*xadd, *plain[0])])
-            if sum(len(parts[1]) for parts in plain) <= SCRIPTED_BODY_BYTES * len(plain):
+            # One entry (every producer.send) goes the direct round trip too: redis-py's
+            # command wrapper would cost more than the adapter's own work on a send.
+            if len(plain) > 1 and (sum(len(parts[1]) for parts in plain)
+                                   <= SCRIPTED_BODY_BYTES * len(plain)):
                 return self._add_scripted(stream, plain, trim_args)
             return self._pipelined([(*xadd, *parts) for parts in plain])
         pipe: Any = self._client.pipeline(transaction=False)
