@@ -815,12 +815,12 @@ def test_nack_with_delay_keeps_the_order_of_its_partition(client: messaging.Clie
     first = _receive(consumer, 1)[0]
     assert first.body == b"first"
     started = time.monotonic()
-    first.nack(delay=0.3)
-    early = consumer.receive(max_messages=10, timeout=0.15)
+    first.nack(delay=1.0)  # long enough that a stall of this thread cannot outlast it
+    early = consumer.receive(max_messages=10, timeout=0.3)
     assert early == [], "a later message overtook the delayed one"
-    late = _receive(consumer, 2, 2.0)
+    late = _receive(consumer, 2, 3.0)
     assert [(m.body, m.attempt) for m in late] == [(b"first", 2), (b"second", 1)]
-    assert time.monotonic() - started >= 0.3 - 0.02
+    assert time.monotonic() - started >= 1.0 - 0.02
     consumer.ack_many(late)
     consumer.close()
 
@@ -828,11 +828,11 @@ def test_nack_with_delay_keeps_the_order_of_its_partition(client: messaging.Clie
 def test_a_delayed_send_does_not_hold_up_the_next(client: messaging.Client) -> None:
     client.admin.create("mail")
     consumer = client.consumer("mail", "g")
-    client.producer().send("mail", b"later", delay=0.3)
+    client.producer().send("mail", b"later", delay=1.0)  # not due before "now" is read
     client.producer().send("mail", b"now")
     assert [m.body for m in _receive(consumer, 1)] == [b"now"]
     assert client.admin.depth("mail", "g") == 2  # the ack of "now" waits behind "later"
-    later = _receive(consumer, 1, 2.0)
+    later = _receive(consumer, 1, 3.0)
     assert [m.body for m in later] == [b"later"]
     assert later[0].headers["x-deliver-at"]
     consumer.close()
