@@ -93,12 +93,16 @@ class KafkaSubscription(Subscription):
     """One member of ``group`` on ``topic`` (see the module documentation)."""
 
     def __init__(self, topic: str, group: str, make_consumer: ConsumerFactory,
-                 request_timeout: float, *, starts: Mapping[int, int] | None = None) -> None:
-        """``starts``: where the group begins on partitions it has no committed offset
-        for yet (the driver could not commit them because the group had members)."""
+                 request_timeout: float, ends: Callable[[], Mapping[int, int]], *,
+                 starts: Mapping[int, int] | None = None) -> None:
+        """``ends``: the end offset of every partition of the topic now (the driver's
+        admin client reads them). ``starts``: where the group begins on partitions it
+        has no committed offset for yet (the driver could not commit them because the
+        group had members)."""
         self.topic = topic
         self.group = group
         self._timeout = request_timeout
+        self._ends = ends
         self._starts = dict(starts or {})
         self._state = threading.Lock()  # partition states and flags
         self._gate = threading.Lock()  # one call into the consumer at a time
@@ -109,7 +113,7 @@ class KafkaSubscription(Subscription):
         self._epochs = itertools.count(1)
         # A seek made before the first assignment: its target, or for "end" the offsets
         # that were the end when it was made.
-        self._pending_seek: SeekTarget | dict[int, int] | None = None
+        self._pending_seek: SeekTarget | Mapping[int, int] | None = None
         self._unloaded: set[int] = set()
         self._paused_unloaded: set[int] = set()
         self._deferred = False
@@ -388,7 +392,7 @@ class KafkaSubscription(Subscription):
                 # "end" is the end now: what is sent once seek returns must be read,
                 # however late the first assignment comes. The other targets name
                 # offsets that do not move as messages arrive; they resolve then.
-                pending = self._ends(consumer) if target == "end" else target
+                pending = self._ends() if target == "end" else target
                 with self._state:
                     self._pending_seek = pending
                 return
@@ -430,15 +434,6 @@ class KafkaSubscription(Subscription):
                     f"consumer (it has {partitions}); seek moves its own partitions")
             return {}
         return {partition: offset}
-
-    def _ends(self, consumer: ConsumerClient) -> dict[int, int]:
-        """The high watermark of every partition of the topic."""
-        topic = consumer.list_topics(self.topic, self._timeout).topics.get(self.topic)
-        if topic is None or topic.error is not None:
-            raise KafkaException(topic.error if topic is not None else KafkaError(
-                KafkaError.UNKNOWN_TOPIC_OR_PART, f"no metadata for {self.topic!r}"))
-        return {partition: self._watermarks(consumer, partition)[1]
-                for partition in topic.partitions}
 
     def _watermarks(self, consumer: ConsumerClient, partition: int) -> tuple[int, int]:
         marks = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
@@ -553,7 +548,7 @@ class KafkaSubscription(Subscription):
         if seek is None and not targets:
             return
         try:
-            if isinstance(seek, dict):
+            if isinstance(seek, Mapping):
                 targets.update({p: offset for p, offset in seek.items() if p in states})
             elif seek is not None:
                 targets.update(self._resolve(consumer, seek, sorted(states), strict=False))

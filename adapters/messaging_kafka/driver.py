@@ -310,8 +310,11 @@ class KafkaDriver(Driver):
             return self._clients.consumer(settings.consumer(
                 group, LIBRARY_LOG, on_error, on_commit))
 
-        return KafkaSubscription(destination, group, make_consumer, settings.request_timeout,
-                                 starts=starts)
+        admin = self._admin
+        return KafkaSubscription(
+            destination, group, make_consumer, settings.request_timeout,
+            lambda: admin.offsets(destination, admin.partitions(destination), "latest"),
+            starts=starts)
 
     def _declare(self, topic: str, group: str, partitions: Sequence[int]) -> dict[int, int]:
         """Give ``group`` a committed offset (the current end) on every partition that

@@ -8,7 +8,6 @@ import dataclasses
 import datetime as dt
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -415,12 +414,6 @@ class FakeConsumer:
     def get_watermark_offsets(self, partition: TopicPartition, timeout: float = 0,
                               cached: bool = False) -> tuple[int, int]:
         return 0, len(self.cluster.logs[self.topic][partition.partition])
-
-    def list_topics(self, topic: str | None = None, timeout: float = 0) -> Any:
-        assert topic is not None
-        partitions = {p: object() for p in range(len(self.cluster.logs[topic]))}
-        return types.SimpleNamespace(topics={topic: types.SimpleNamespace(
-            error=None, partitions=partitions)})
 
     def offsets_for_times(self, partitions: list[TopicPartition], timeout: float = 0
                           ) -> list[TopicPartition]:
