@@ -171,7 +171,8 @@ class _PlainValues:
         # One loop with its locals bound, rather than a call per value; a codec gives the
         # same content-type object for every value of a kind, so an identity check finds
         # the headers of the value before. The tuple is built directly: a NamedTuple's
-        # own __new__ is Python code, run once per message.
+        # own __new__ is Python code, run once per message. (Its field order is pinned by
+        # test_a_plain_value_is_prepared_as_the_named_tuple_would_build_it.)
         encode, key, limit = self._encode, self._key, self._caps.max_message_bytes
         new = tuple.__new__
         out: list[OutgoingMessage] = []

@@ -9,6 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 import messaging
+from messaging.codecs import DefaultCodec
+from messaging.driver import OutgoingMessage
+from messaging.producer import _PlainValues
 
 OCTETS = "application/octet-stream"
 TEXT = "text/plain; charset=utf-8"
@@ -53,3 +56,14 @@ def test_a_value_too_large_for_its_content_type_sends_nothing(
                            headers={"x": "call"})
 
     assert client.admin.depth("orders", group="default") == 1
+
+
+def test_a_plain_value_is_prepared_as_the_named_tuple_would_build_it(
+        client: messaging.Client) -> None:
+    # prepare_all builds the tuple without OutgoingMessage's own constructor: whatever
+    # fields that gains, a plain value must still come out equal to one it built.
+    plain = _PlainValues(DefaultCodec(), "orders", "k", {"x": "call"},
+                         client.capabilities_for("orders"))
+    [prepared] = plain.prepare_all([b"v"], lambda record: pytest.fail("not a Record"))
+    assert prepared == OutgoingMessage(b"v", "k", {"x": "call", "content-type": OCTETS})
+    assert type(prepared) is OutgoingMessage
