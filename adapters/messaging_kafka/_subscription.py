@@ -72,7 +72,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from messaging.driver import AckId, Delivery, SeekTarget, Subscription
 from messaging_kafka import _wire
-from messaging_kafka._client import ConsumerClient, topic_partitions
+from messaging_kafka._client import ConsumerClient, Which, topic_partitions
 from messaging_kafka._errors import InvalidRequest, rebalancing
 from messaging_kafka._offsets import PartitionState, Taken, decode
 
@@ -86,6 +86,9 @@ _SURFACED = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION,
 _OFFSET_BEGINNING = -2
 _USE_COMMITTED = -1001
 
+Offsets = Callable[[Sequence[int] | None, Which], Mapping[int, int]]
+"""offsets(partitions, which): the first (``earliest``) or end (``latest``) offset of
+each of ``partitions`` (None: every partition of the topic)."""
 ConsumerFactory = Callable[[Callable[..., None], Callable[[KafkaError], None]], ConsumerClient]
 
 
@@ -93,16 +96,17 @@ class KafkaSubscription(Subscription):
     """One member of ``group`` on ``topic`` (see the module documentation)."""
 
     def __init__(self, topic: str, group: str, make_consumer: ConsumerFactory,
-                 request_timeout: float, ends: Callable[[], Mapping[int, int]], *,
+                 request_timeout: float, offsets: Offsets, *,
                  starts: Mapping[int, int] | None = None) -> None:
-        """``ends``: the end offset of every partition of the topic now (the driver's
-        admin client reads them). ``starts``: where the group begins on partitions it
-        has no committed offset for yet (the driver could not commit them because the
-        group had members)."""
+        """``offsets``: the first or end offsets of partitions of the topic now, read
+        by the driver's admin client in one request (a consumer's watermark query would
+        take one per partition). ``starts``: where the group begins on partitions it has
+        no committed offset for yet (the driver could not commit them because the group
+        had members)."""
         self.topic = topic
         self.group = group
         self._timeout = request_timeout
-        self._ends = ends
+        self._offsets = offsets
         self._starts = dict(starts or {})
         self._state = threading.Lock()  # partition states and flags
         self._gate = threading.Lock()  # one call into the consumer at a time
@@ -392,7 +396,7 @@ class KafkaSubscription(Subscription):
                 # "end" is the end now: what is sent once seek returns must be read,
                 # however late the first assignment comes. The other targets name
                 # offsets that do not move as messages arrive; they resolve then.
-                pending = self._ends() if target == "end" else target
+                pending = self._offsets(None, "latest") if target == "end" else target
                 with self._state:
                     self._pending_seek = pending
                 return
@@ -419,13 +423,13 @@ class KafkaSubscription(Subscription):
             found = consumer.offsets_for_times(
                 [TopicPartition(self.topic, p, millis) for p in partitions], self._timeout)
             result = {tp.partition: tp.offset for tp in found}
-            for partition, offset in list(result.items()):
-                if offset < 0:  # nothing at or after that time: the end
-                    result[partition] = self._watermarks(consumer, partition)[1]
+            past = [partition for partition, offset in result.items() if offset < 0]
+            if past:  # nothing at or after that time: the end
+                result.update(self._offsets(past, "latest"))
             return result
         if target in ("beginning", "end"):
-            side = 0 if target == "beginning" else 1
-            return {p: self._watermarks(consumer, p)[side] for p in partitions}
+            return dict(self._offsets(partitions,
+                                      "earliest" if target == "beginning" else "latest"))
         partition, offset = _wire.parse_position(str(target), self.topic)
         if partition not in partitions:
             if strict:
@@ -434,14 +438,6 @@ class KafkaSubscription(Subscription):
                     f"consumer (it has {partitions}); seek moves its own partitions")
             return {}
         return {partition: offset}
-
-    def _watermarks(self, consumer: ConsumerClient, partition: int) -> tuple[int, int]:
-        marks = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
-                                               self._timeout, False)
-        if marks is None:
-            raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
-                                            f"no watermarks for partition {partition}"))
-        return int(marks[0]), int(marks[1])
 
     # -- committing -----------------------------------------------------------------------
     def _snapshot(self, partitions: list[int] | None) -> list[TopicPartition]:

@@ -75,6 +75,7 @@ from messaging_kafka._client import (
     ConfluentClients,
     ConsumerClient,
     ProducerClient,
+    Which,
 )
 from messaging_kafka._errors import InvalidRequest, Unreachable
 from messaging_kafka._offsets import decode
@@ -311,10 +312,14 @@ class KafkaDriver(Driver):
                 group, LIBRARY_LOG, on_error, on_commit))
 
         admin = self._admin
-        return KafkaSubscription(
-            destination, group, make_consumer, settings.request_timeout,
-            lambda: admin.offsets(destination, admin.partitions(destination), "latest"),
-            starts=starts)
+
+        def offsets(partitions: Sequence[int] | None, which: Which) -> dict[int, int]:
+            if partitions is None:
+                partitions = admin.partitions(destination)
+            return admin.offsets(destination, partitions, which)
+
+        return KafkaSubscription(destination, group, make_consumer, settings.request_timeout,
+                                 offsets, starts=starts)
 
     def _declare(self, topic: str, group: str, partitions: Sequence[int]) -> dict[int, int]:
         """Give ``group`` a committed offset (the current end) on every partition that

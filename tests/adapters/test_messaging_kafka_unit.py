@@ -411,10 +411,6 @@ class FakeConsumer:
     def resume(self, partitions: list[TopicPartition]) -> None:
         self.paused.difference_update(tp.partition for tp in partitions)
 
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = 0,
-                              cached: bool = False) -> tuple[int, int]:
-        return 0, len(self.cluster.logs[self.topic][partition.partition])
-
     def offsets_for_times(self, partitions: list[TopicPartition], timeout: float = 0
                           ) -> list[TopicPartition]:
         result = []

@@ -1,0 +1,111 @@
+"""The Kafka adapter's ``seek`` on a topic of several partitions, on the real broker: a
+member assigned them all moves every one of them, to each partition's own first offset
+(which records deleted from its head move past 0), to each one's end, or past the
+newest record by time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
+
+import messaging
+
+try:
+    from broker_fixtures import kafka_url
+    from draining import drain
+except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from broker_fixtures import kafka_url
+    from draining import drain
+
+__all__ = ["kafka_url"]
+
+GROUP = "replayers"
+PARTITIONS = 3
+KEYS = [f"k{n}" for n in range(12)]
+
+
+@pytest.fixture
+def client(kafka_url: str) -> Iterator[messaging.Client]:
+    with messaging.connect(kafka_url) as connected:
+        yield connected
+
+
+@pytest.fixture
+def topic(client: messaging.Client) -> Iterator[str]:
+    name = f"seek-{uuid.uuid4().hex[:10]}"
+    client.admin.create(name, partitions=PARTITIONS, groups=[GROUP])
+    producer = client.producer()
+    for key in KEYS:
+        producer.send(name, key.encode(), key=key)
+    yield name
+    client.admin.delete(name)
+
+
+def by_partition(messages: list[messaging.Message]) -> dict[int, list[str]]:
+    result: dict[int, list[str]] = {}
+    for message in messages:
+        partition, _, _offset = str(message.position).partition(":")
+        result.setdefault(int(partition), []).append(message.body.decode())
+    return result
+
+
+def assigned_everything(consumer: messaging.Consumer) -> list[messaging.Message]:
+    """Join the group alone (so this member holds every partition) and read the backlog."""
+    got = drain(consumer, len(KEYS))
+    assert sorted(m.body.decode() for m in got) == sorted(KEYS)
+    assert len(by_partition(got)) == PARTITIONS, "the keys should spread over every partition"
+    return got
+
+
+def test_seek_to_the_beginning_starts_each_partition_at_its_own_first_offset(
+        client: messaging.Client, topic: str) -> None:
+    with client.consumer(topic, group=GROUP) as consumer:
+        first = by_partition(assigned_everything(consumer))
+        # Delete the head record of one partition: its first offset is then 1, not 0.
+        cut = min(first)
+        bootstrap: str = client._driver.settings.bootstrap  # type: ignore[attr-defined]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for future in admin.delete_records([TopicPartition(topic, cut, 1)]).values():
+            future.result(timeout=10)
+
+        consumer.seek("beginning")
+        # The group's lag counts from the committed first offsets: a seek to offset 0
+        # would count the deleted record (and leave the client to reset the position).
+        assert client.admin.depth(topic, group=GROUP) == len(KEYS) - 1
+        again = by_partition(drain(consumer, len(KEYS) - 1))
+    expected = dict(first)
+    expected[cut] = first[cut][1:]
+    assert again == expected
+
+
+def test_seek_to_the_end_moves_every_partition(client: messaging.Client, topic: str) -> None:
+    with client.consumer(topic, group=GROUP) as consumer:
+        assigned_everything(consumer)
+        consumer.seek("beginning")
+        assert consumer.receive(max_messages=1, timeout=5.0), "the beginning has the backlog"
+        consumer.seek("end")
+        assert consumer.receive(max_messages=len(KEYS), timeout=1.0) == []
+        client.producer().send_many(topic, [b"after"] * 3)
+        after = drain(consumer, 3)
+    assert [m.body for m in after] == [b"after"] * 3
+
+
+def test_seek_past_the_newest_record_by_time_is_the_end(
+        client: messaging.Client, topic: str) -> None:
+    with client.consumer(topic, group=GROUP) as consumer:
+        assigned_everything(consumer)
+        consumer.seek("beginning")
+        consumer.seek(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        assert consumer.receive(max_messages=len(KEYS), timeout=1.0) == []
+        client.producer().send(topic, b"later", key=KEYS[0])
+        [later] = drain(consumer, 1)
+    assert later.body == b"later"
