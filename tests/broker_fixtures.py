@@ -14,7 +14,9 @@ from collections.abc import Iterator
 import pytest
 from brokers import BrokerUnavailable, Resolved, aws_test_credentials, resolve
 
-__all__ = ["kafka_url", "rabbitmq_url", "redis_url", "sqs_url"]
+import messaging
+
+__all__ = ["kafka_client", "kafka_url", "rabbitmq_url", "redis_url", "sqs_url"]
 
 REQUIRE_BROKERS = "MESSAGING_TEST_REQUIRE_BROKERS"
 
@@ -35,6 +37,13 @@ def resolve_or_skip(name: str) -> Resolved:
 @pytest.fixture(scope="session")
 def kafka_url() -> str:
     return resolve_or_skip("kafka").url
+
+
+@pytest.fixture
+def kafka_client(kafka_url: str) -> Iterator[messaging.Client]:
+    """A client of the real Kafka broker with default options, closed after the test."""
+    with messaging.connect(kafka_url) as connected:
+        yield connected
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 import messaging
 
 try:
-    from broker_fixtures import kafka_url
+    from broker_fixtures import kafka_client, kafka_url
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from broker_fixtures import kafka_url
+    from broker_fixtures import kafka_client, kafka_url
 
-__all__ = ["kafka_url"]
+__all__ = ["kafka_client", "kafka_url"]
 
 BODY = bytes(range(256)) * 4
 HEADERS = {"trace-id": "abc-123", "source": "web \u2713", "empty": ""}
@@ -35,17 +35,11 @@ def _bootstrap(url: str) -> str:
 
 
 @pytest.fixture
-def client(kafka_url: str) -> Iterator[messaging.Client]:
-    with messaging.connect(kafka_url) as connected:
-        yield connected
-
-
-@pytest.fixture
-def topic(client: messaging.Client) -> Iterator[str]:
+def topic(kafka_client: messaging.Client) -> Iterator[str]:
     name = f"interop-{uuid.uuid4().hex[:10]}"
-    client.admin.create(name, partitions=2)
+    kafka_client.admin.create(name, partitions=2)
     yield name
-    client.admin.delete(name)
+    kafka_client.admin.delete(name)
 
 
 def _plain_consumer(kafka_url: str, group: str | None = None) -> Consumer:
@@ -66,8 +60,8 @@ def _read_all(consumer: Consumer, topic: str, count: int) -> list[object]:
 
 
 def test_a_message_sent_by_the_adapter_is_a_plain_kafka_record(
-        kafka_url: str, client: messaging.Client, topic: str) -> None:
-    client.producer().send(topic, BODY, key="user-42", headers=HEADERS)
+        kafka_url: str, kafka_client: messaging.Client, topic: str) -> None:
+    kafka_client.producer().send(topic, BODY, key="user-42", headers=HEADERS)
     plain = _plain_consumer(kafka_url)
     try:
         (record,) = _read_all(plain, topic, 1)
@@ -82,8 +76,8 @@ def test_a_message_sent_by_the_adapter_is_a_plain_kafka_record(
 
 
 def test_values_keep_their_codec_as_a_plain_content_type_header(
-        kafka_url: str, client: messaging.Client, topic: str) -> None:
-    client.producer().send(topic, {"id": 7}, key="k")
+        kafka_url: str, kafka_client: messaging.Client, topic: str) -> None:
+    kafka_client.producer().send(topic, {"id": 7}, key="k")
     plain = _plain_consumer(kafka_url)
     try:
         (record,) = _read_all(plain, topic, 1)
@@ -94,8 +88,8 @@ def test_values_keep_their_codec_as_a_plain_content_type_header(
 
 
 def test_a_record_written_by_a_plain_producer_is_consumed(
-        kafka_url: str, client: messaging.Client, topic: str) -> None:
-    consumer = client.consumer(topic, "readers")
+        kafka_url: str, kafka_client: messaging.Client, topic: str) -> None:
+    consumer = kafka_client.consumer(topic, "readers")
     producer = Producer({"bootstrap.servers": _bootstrap(kafka_url)})
     producer.produce(topic, value=BODY, key=b"user-7", headers=[("trace-id", b"t-1"),
                                                                 ("null", None)])
@@ -122,10 +116,10 @@ def test_a_record_written_by_a_plain_producer_is_consumed(
 
 
 def test_a_binary_key_is_written_back_as_the_same_bytes(
-        kafka_url: str, client: messaging.Client, topic: str) -> None:
+        kafka_url: str, kafka_client: messaging.Client, topic: str) -> None:
     """A service that forwards what it read (or dead-letters it) keeps the key's bytes."""
     producer = Producer({"bootstrap.servers": _bootstrap(kafka_url)})
-    consumer = client.consumer(topic, "forwarders")
+    consumer = kafka_client.consumer(topic, "forwarders")
     producer.produce(topic, value=b"x", key=b"\xff\x00k", partition=0)
     assert producer.flush(WAIT) == 0
     deadline = time.monotonic() + WAIT
@@ -136,9 +130,9 @@ def test_a_binary_key_is_written_back_as_the_same_bytes(
     message.ack()
     consumer.close()
     forward = f"{topic}-fwd"
-    client.admin.create(forward)
+    kafka_client.admin.create(forward)
     try:
-        client.producer().send(forward, message.body, key=message.key)
+        kafka_client.producer().send(forward, message.body, key=message.key)
         plain = _plain_consumer(kafka_url)
         try:
             plain.assign([TopicPartition(forward, 0, 0)])
@@ -148,15 +142,15 @@ def test_a_binary_key_is_written_back_as_the_same_bytes(
         assert records
         assert records[0].key() == b"\xff\x00k"
     finally:
-        client.admin.delete(forward)
+        kafka_client.admin.delete(forward)
 
 
 def test_group_offsets_are_plain_kafka_offsets(
-        kafka_url: str, client: messaging.Client, topic: str) -> None:
+        kafka_url: str, kafka_client: messaging.Client, topic: str) -> None:
     """What the adapter acked, a plain consumer of the same group does not read again."""
     group = f"shared-{uuid.uuid4().hex[:8]}"
-    consumer = client.consumer(topic, group)
-    client.producer().send_many(topic, [f"m{i}".encode() for i in range(6)], key="one")
+    consumer = kafka_client.consumer(topic, group)
+    kafka_client.producer().send_many(topic, [f"m{i}".encode() for i in range(6)], key="one")
     got: list[messaging.Message] = []
     deadline = time.monotonic() + WAIT
     while len(got) < 6 and time.monotonic() < deadline:
@@ -177,9 +171,9 @@ def test_group_offsets_are_plain_kafka_offsets(
 
 
 def test_a_delayed_send_is_a_plain_record_with_one_header(
-        kafka_url: str, client: messaging.Client, topic: str) -> None:
+        kafka_url: str, kafka_client: messaging.Client, topic: str) -> None:
     before = time.time()
-    client.producer().send(topic, b"later", delay=30.0)
+    kafka_client.producer().send(topic, b"later", delay=30.0)
     plain = _plain_consumer(kafka_url)
     try:
         (record,) = _read_all(plain, topic, 1)

@@ -19,14 +19,14 @@ from confluent_kafka.admin import AdminClient
 import messaging
 
 try:
-    from broker_fixtures import kafka_url
+    from broker_fixtures import kafka_client, kafka_url
     from draining import drain
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from broker_fixtures import kafka_url
+    from broker_fixtures import kafka_client, kafka_url
     from draining import drain
 
-__all__ = ["kafka_url"]
+__all__ = ["kafka_client", "kafka_url"]
 
 GROUP = "replayers"
 PARTITIONS = 3
@@ -34,20 +34,14 @@ KEYS = [f"k{n}" for n in range(12)]
 
 
 @pytest.fixture
-def client(kafka_url: str) -> Iterator[messaging.Client]:
-    with messaging.connect(kafka_url) as connected:
-        yield connected
-
-
-@pytest.fixture
-def topic(client: messaging.Client) -> Iterator[str]:
+def topic(kafka_client: messaging.Client) -> Iterator[str]:
     name = f"seek-{uuid.uuid4().hex[:10]}"
-    client.admin.create(name, partitions=PARTITIONS, groups=[GROUP])
-    producer = client.producer()
+    kafka_client.admin.create(name, partitions=PARTITIONS, groups=[GROUP])
+    producer = kafka_client.producer()
     for key in KEYS:
         producer.send(name, key.encode(), key=key)
     yield name
-    client.admin.delete(name)
+    kafka_client.admin.delete(name)
 
 
 def by_partition(messages: list[messaging.Message]) -> dict[int, list[str]]:
@@ -67,12 +61,12 @@ def assigned_everything(consumer: messaging.Consumer) -> list[messaging.Message]
 
 
 def test_seek_to_the_beginning_starts_each_partition_at_its_own_first_offset(
-        client: messaging.Client, topic: str) -> None:
-    with client.consumer(topic, group=GROUP) as consumer:
+        kafka_client: messaging.Client, topic: str) -> None:
+    with kafka_client.consumer(topic, group=GROUP) as consumer:
         first = by_partition(assigned_everything(consumer))
         # Delete the head record of one partition: its first offset is then 1, not 0.
         cut = min(first)
-        bootstrap: str = client._driver.settings.bootstrap  # type: ignore[attr-defined]
+        bootstrap: str = kafka_client._driver.settings.bootstrap  # type: ignore[attr-defined]
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for future in admin.delete_records([TopicPartition(topic, cut, 1)]).values():
             future.result(timeout=10)
@@ -80,32 +74,32 @@ def test_seek_to_the_beginning_starts_each_partition_at_its_own_first_offset(
         consumer.seek("beginning")
         # The group's lag counts from the committed first offsets: a seek to offset 0
         # would count the deleted record (and leave the client to reset the position).
-        assert client.admin.depth(topic, group=GROUP) == len(KEYS) - 1
+        assert kafka_client.admin.depth(topic, group=GROUP) == len(KEYS) - 1
         again = by_partition(drain(consumer, len(KEYS) - 1))
     expected = dict(first)
     expected[cut] = first[cut][1:]
     assert again == expected
 
 
-def test_seek_to_the_end_moves_every_partition(client: messaging.Client, topic: str) -> None:
-    with client.consumer(topic, group=GROUP) as consumer:
+def test_seek_to_the_end_moves_every_partition(kafka_client: messaging.Client, topic: str) -> None:
+    with kafka_client.consumer(topic, group=GROUP) as consumer:
         assigned_everything(consumer)
         consumer.seek("beginning")
         assert consumer.receive(max_messages=1, timeout=5.0), "the beginning has the backlog"
         consumer.seek("end")
         assert consumer.receive(max_messages=len(KEYS), timeout=1.0) == []
-        client.producer().send_many(topic, [b"after"] * 3)
+        kafka_client.producer().send_many(topic, [b"after"] * 3)
         after = drain(consumer, 3)
     assert [m.body for m in after] == [b"after"] * 3
 
 
 def test_seek_past_the_newest_record_by_time_is_the_end(
-        client: messaging.Client, topic: str) -> None:
-    with client.consumer(topic, group=GROUP) as consumer:
+        kafka_client: messaging.Client, topic: str) -> None:
+    with kafka_client.consumer(topic, group=GROUP) as consumer:
         assigned_everything(consumer)
         consumer.seek("beginning")
         consumer.seek(dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         assert consumer.receive(max_messages=len(KEYS), timeout=1.0) == []
-        client.producer().send(topic, b"later", key=KEYS[0])
+        kafka_client.producer().send(topic, b"later", key=KEYS[0])
         [later] = drain(consumer, 1)
     assert later.body == b"later"
