@@ -1,6 +1,7 @@
-"""Session fixtures that hand tests the URL of a real broker.
+"""Session fixtures that hand tests the URL of a real broker, and a client of one.
 
-Import them into a conftest (``from broker_fixtures import *``). Where each broker comes
+Import them into a conftest (``from broker_fixtures import *``) or by name into a test
+module. ``kafka_client`` is per test: a client with default options. Where each broker comes
 from is decided in brokers.py. A broker that cannot be had skips the tests that need it,
 naming the broker; with ``MESSAGING_TEST_REQUIRE_BROKERS=1`` (for CI) it fails them
 instead, so a broken launcher cannot pass as a green run.
