@@ -22,20 +22,14 @@ from messaging_rabbitmq import _frames
 import messaging
 
 try:
-    from broker_fixtures import rabbitmq_url
+    from broker_fixtures import rabbitmq_client, rabbitmq_url
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from broker_fixtures import rabbitmq_url
+    from broker_fixtures import rabbitmq_client, rabbitmq_url
 
-__all__ = ["rabbitmq_url"]
+__all__ = ["rabbitmq_client", "rabbitmq_url"]
 
 EVERY_BYTE = bytes(range(256))
-
-
-@pytest.fixture
-def client(rabbitmq_url: str) -> Iterator[messaging.Client]:
-    with messaging.connect(rabbitmq_url) as connected:
-        yield connected
 
 
 @pytest.fixture
@@ -49,11 +43,11 @@ def plain(rabbitmq_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def destination(client: messaging.Client) -> Iterator[str]:
+def destination(rabbitmq_client: messaging.Client) -> Iterator[str]:
     name = f"interop-{uuid.uuid4().hex[:10]}"
-    client.admin.create(name, groups=["plain"])
+    rabbitmq_client.admin.create(name, groups=["plain"])
     yield name
-    client.admin.delete(name)
+    rabbitmq_client.admin.delete(name)
 
 
 def _get(channel: Any, queue: str, timeout: float = 10.0) -> tuple[Any, Any, bytes]:
@@ -66,11 +60,12 @@ def _get(channel: Any, queue: str, timeout: float = 10.0) -> tuple[Any, Any, byt
     raise AssertionError(f"nothing arrived in {queue!r} within {timeout} s")
 
 
-def test_pika_reads_what_the_adapter_sent(client: messaging.Client, plain: Any,
+def test_pika_reads_what_the_adapter_sent(rabbitmq_client: messaging.Client, plain: Any,
                                           destination: str) -> None:
     headers = {"source": "web", "unicode": "\u00fcn\u00efc\u00f8d\u00e9 \u2713",
                "json-text": '{"a": [1, 2]}'}
-    sent_id = client.producer().send(destination, EVERY_BYTE, key="user-42", headers=headers)
+    sent_id = rabbitmq_client.producer().send(destination, EVERY_BYTE, key="user-42",
+                                              headers=headers)
 
     method, properties, body = _get(plain, f"{destination}:plain")
 
@@ -85,9 +80,9 @@ def test_pika_reads_what_the_adapter_sent(client: messaging.Client, plain: Any,
     assert abs(properties.timestamp - time.time()) < 60
 
 
-def test_pika_reads_json_and_text_as_ordinary_content(client: messaging.Client, plain: Any,
+def test_pika_reads_json_and_text_as_ordinary_content(rabbitmq_client: messaging.Client, plain: Any,
                                                       destination: str) -> None:
-    producer = client.producer()
+    producer = rabbitmq_client.producer()
     producer.send(destination, {"id": 7, "name": "caf\u00e9"})
     producer.send(destination, "h\u00e9llo")
 
@@ -102,9 +97,9 @@ def test_pika_reads_json_and_text_as_ordinary_content(client: messaging.Client, 
     assert set(text_properties.headers or {}) <= {"x-delivery-count"}
 
 
-def test_the_adapter_reads_what_pika_published(client: messaging.Client, plain: Any,
+def test_the_adapter_reads_what_pika_published(rabbitmq_client: messaging.Client, plain: Any,
                                                destination: str) -> None:
-    consumer = client.consumer(destination, "billing")
+    consumer = rabbitmq_client.consumer(destination, "billing")
     plain.confirm_delivery()
     plain.basic_publish(destination, "user-7", b'{"id": 7}', pika.BasicProperties(
         content_type="application/json", delivery_mode=2, message_id="plain-1",
@@ -125,12 +120,12 @@ def test_the_adapter_reads_what_pika_published(client: messaging.Client, plain: 
     assert message.timestamp is not None
     message.ack()
     consumer.close()
-    assert client.admin.depth(destination, "billing") == 0
+    assert rabbitmq_client.admin.depth(destination, "billing") == 0
 
 
 def test_a_plain_message_without_an_id_keeps_one_across_redeliveries(
-        client: messaging.Client, plain: Any, destination: str) -> None:
-    consumer = client.consumer(destination, "billing")
+        rabbitmq_client: messaging.Client, plain: Any, destination: str) -> None:
+    consumer = rabbitmq_client.consumer(destination, "billing")
     plain.confirm_delivery()
     plain.basic_publish(destination, "", EVERY_BYTE)  # no properties at all
 
@@ -145,12 +140,12 @@ def test_a_plain_message_without_an_id_keeps_one_across_redeliveries(
     consumer.close()
 
 
-def test_pika_reads_a_redelivered_message_unchanged(client: messaging.Client, plain: Any,
+def test_pika_reads_a_redelivered_message_unchanged(rabbitmq_client: messaging.Client, plain: Any,
                                                     destination: str) -> None:
     """A nack re-publishes the message into the group's queue: a plain consumer of that
     queue sees the same body, key and headers, plus the count in x-prior-deliveries."""
-    consumer = client.consumer(destination, "plain")
-    client.producer().send(destination, b"retry", key="k", headers={"h": "v"})
+    consumer = rabbitmq_client.consumer(destination, "plain")
+    rabbitmq_client.producer().send(destination, b"retry", key="k", headers={"h": "v"})
     (message,) = consumer.receive(max_messages=1, timeout=10.0)
     message.nack(requeue=True, delay=0.2)
     consumer.close()
@@ -163,13 +158,13 @@ def test_pika_reads_a_redelivered_message_unchanged(client: messaging.Client, pl
     assert properties.message_id == message.id
 
 
-def test_pika_reads_a_dead_letter_with_its_reason(client: messaging.Client, plain: Any,
+def test_pika_reads_a_dead_letter_with_its_reason(rabbitmq_client: messaging.Client, plain: Any,
                                                   destination: str) -> None:
     letters = f"{destination}-dlq"
-    client.admin.create(letters, groups=["plain"])
+    rabbitmq_client.admin.create(letters, groups=["plain"])
     try:
-        consumer = client.consumer(destination, "billing", dead_letter=letters)
-        client.producer().send(destination, b"poison", key="k", headers={"h": "v"})
+        consumer = rabbitmq_client.consumer(destination, "billing", dead_letter=letters)
+        rabbitmq_client.producer().send(destination, b"poison", key="k", headers={"h": "v"})
         (message,) = consumer.receive(max_messages=1, timeout=10.0)
         message.nack(requeue=False)
 
@@ -181,13 +176,13 @@ def test_pika_reads_a_dead_letter_with_its_reason(client: messaging.Client, plai
         assert properties.headers["x-original-destination"] == destination
         consumer.close()
     finally:
-        client.admin.delete(letters)
+        rabbitmq_client.admin.delete(letters)
 
 
 def test_the_connection_reads_through_the_adapters_frame_reader(
-        client: messaging.Client) -> None:
+        rabbitmq_client: messaging.Client) -> None:
     # The reader replaces private names of pika (decision 0110): a pika that renamed one
     # would be read as pika reads, correct but slower, and only this test would notice.
-    connection: Any = client._driver._transport._connection  # type: ignore[attr-defined]
+    connection: Any = rabbitmq_client._driver._transport._connection  # type: ignore[attr-defined]
     assert connection._on_data_available.func is _frames.read
     assert connection._transport._MAX_RECV_BYTES == _frames.RECV_BYTES

@@ -1,6 +1,6 @@
 """Interop both ways with plain redis-py, on the real broker: what the adapter sends is an
 ordinary stream entry (field ``body`` holds the bytes unchanged, ``key`` the key, every
-header a field of its own, nothing else), and what a plain client adds to the stream is
+header a field of its own, nothing else), and what a plain redis_client adds to the stream is
 consumed by the adapter with body, key and headers unchanged. Settlement is plain Redis
 too: an ack is an XACK, an unacked delivery is an entry of the group's pending list."""
 
@@ -18,12 +18,12 @@ import pytest
 import messaging
 
 try:
-    from broker_fixtures import redis_url
+    from broker_fixtures import redis_client, redis_url
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from broker_fixtures import redis_url
+    from broker_fixtures import redis_client, redis_url
 
-__all__ = ["redis_url"]
+__all__ = ["redis_client", "redis_url"]
 
 EVERY_BYTE = bytes(range(256))
 HEADERS = {"source": "web", "trace-id": "abc-123", "unicode": "d\u00e9j\u00e0 \u2713",
@@ -31,22 +31,16 @@ HEADERS = {"source": "web", "trace-id": "abc-123", "unicode": "d\u00e9j\u00e0 \u
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[messaging.Client]:
-    with messaging.connect(redis_url) as connected:
-        yield connected
+def plain(redis_client: messaging.Client) -> Any:
+    """The plain redis-py redis_client (the adapter's own, through the escape hatch)."""
+    return redis_client.as_native()
 
 
 @pytest.fixture
-def plain(client: messaging.Client) -> Any:
-    """The plain redis-py client (the adapter's own, through the escape hatch)."""
-    return client.as_native()
-
-
-@pytest.fixture
-def destination(client: messaging.Client) -> Iterator[str]:
+def destination(redis_client: messaging.Client) -> Iterator[str]:
     name = f"interop-{uuid.uuid4().hex[:10]}"
     yield name
-    client.admin.delete(name)
+    redis_client.admin.delete(name)
 
 
 def plain_read(plain: Any, stream: str, group: str, count: int) -> list[tuple[bytes, dict[
@@ -63,10 +57,10 @@ def plain_read(plain: Any, stream: str, group: str, count: int) -> list[tuple[by
     return got
 
 
-def test_adapter_to_plain_client(client: messaging.Client, plain: Any,
+def test_adapter_to_plain_client(redis_client: messaging.Client, plain: Any,
                                  destination: str) -> None:
-    client.admin.create(destination, groups=["plain"])
-    sent_id = client.producer().send(destination, EVERY_BYTE, key="user-42", headers=HEADERS)
+    redis_client.admin.create(destination, groups=["plain"])
+    sent_id = redis_client.producer().send(destination, EVERY_BYTE, key="user-42", headers=HEADERS)
 
     ((entry_id, fields),) = plain_read(plain, destination, "plain", 1)
 
@@ -82,10 +76,10 @@ def test_adapter_to_plain_client(client: messaging.Client, plain: Any,
     assert stored == fields
 
 
-def test_adapter_batch_and_values_to_plain_client(client: messaging.Client, plain: Any,
+def test_adapter_batch_and_values_to_plain_client(redis_client: messaging.Client, plain: Any,
                                                   destination: str) -> None:
-    client.admin.create(destination, groups=["plain"])
-    ids = client.producer().send_many(destination, ["caf\u00e9", {"id": 7}, b"\x00\xff"])
+    redis_client.admin.create(destination, groups=["plain"])
+    ids = redis_client.producer().send_many(destination, ["caf\u00e9", {"id": 7}, b"\x00\xff"])
 
     got = plain_read(plain, destination, "plain", 3)
 
@@ -103,11 +97,11 @@ def test_adapter_batch_and_values_to_plain_client(client: messaging.Client, plai
     (100, 10240),
 ])
 def test_every_way_of_adding_a_batch_gives_the_same_plain_entries(
-        client: messaging.Client, plain: Any, destination: str, count: int,
+        redis_client: messaging.Client, plain: Any, destination: str, count: int,
         size: int) -> None:
-    client.admin.create(destination, groups=["plain"])
+    redis_client.admin.create(destination, groups=["plain"])
     bodies = [n.to_bytes(2, "big") * (size // 2) for n in range(count)]
-    ids = client.producer().send_many(destination, bodies, key="k", headers={"h": "v"})
+    ids = redis_client.producer().send_many(destination, bodies, key="k", headers={"h": "v"})
 
     got = plain_read(plain, destination, "plain", count)
 
@@ -118,40 +112,40 @@ def test_every_way_of_adding_a_batch_gives_the_same_plain_entries(
 
 
 def test_a_send_to_a_key_that_is_not_a_stream_fails(
-        client: messaging.Client, plain: Any, destination: str) -> None:
+        redis_client: messaging.Client, plain: Any, destination: str) -> None:
     plain.set(destination, "a string")
     try:
         with pytest.raises(messaging.MessagingError, match="WRONGTYPE"):
-            client.producer().send(destination, b"one")
+            redis_client.producer().send(destination, b"one")
         assert plain.get(destination) == b"a string"
     finally:
         plain.delete(destination)
-    client.admin.create(destination)
-    client.producer().send(destination, b"two")  # the error reply was read: in step
+    redis_client.admin.create(destination)
+    redis_client.producer().send(destination, b"two")  # the error reply was read: in step
     assert [fields[b"body"] for _, fields in plain.xrange(destination)] == [b"two"]
 
 
 @pytest.mark.parametrize("size", [1, 4096])  # the batch script; pipelined XADD
 def test_a_batch_to_a_key_that_is_not_a_stream_fails_every_message(
-        client: messaging.Client, plain: Any, destination: str, size: int) -> None:
+        redis_client: messaging.Client, plain: Any, destination: str, size: int) -> None:
     plain.set(destination, "a string")
     try:
         with pytest.raises(messaging.MessagingError, match="WRONGTYPE") as raised:
-            client.producer().send_many(destination, [bytes(size)] * 3)
+            redis_client.producer().send_many(destination, [bytes(size)] * 3)
         assert sorted(raised.value.failed) == [0, 1, 2]  # type: ignore[attr-defined]
         assert raised.value.sent == {}  # type: ignore[attr-defined]
         assert plain.get(destination) == b"a string"
     finally:
         plain.delete(destination)  # not a destination: admin.delete refuses it
     # Every error reply was read: the connections of the pool still answer in step.
-    client.admin.create(destination)
-    assert len(client.producer().send_many(destination, [bytes(size)] * 3)) == 3
+    redis_client.admin.create(destination)
+    assert len(redis_client.producer().send_many(destination, [bytes(size)] * 3)) == 3
     assert plain.xlen(destination) == 3
 
 
-def test_plain_client_to_adapter(client: messaging.Client, plain: Any,
+def test_plain_client_to_adapter(redis_client: messaging.Client, plain: Any,
                                  destination: str) -> None:
-    consumer = client.consumer(destination, "adapter", visibility_timeout=30)
+    consumer = redis_client.consumer(destination, "adapter", visibility_timeout=30)
     entry_id = plain.xadd(destination, {
         b"body": EVERY_BYTE, b"key": b"user-7", b"content-type": b"application/json",
         **{name.encode(): value.encode() for name, value in HEADERS.items()},
@@ -177,10 +171,10 @@ def test_plain_client_to_adapter(client: messaging.Client, plain: Any,
     consumer.close()
 
 
-def test_plain_entry_without_a_body_field(client: messaging.Client, plain: Any,
+def test_plain_entry_without_a_body_field(redis_client: messaging.Client, plain: Any,
                                           destination: str) -> None:
     """Some other program's entry: every field is a header, the body is empty."""
-    consumer = client.consumer(destination, "adapter")
+    consumer = redis_client.consumer(destination, "adapter")
     plain.xadd(destination, {b"temperature": b"21.5", b"room": b"kitchen"})
 
     (message,) = consumer.receive(max_messages=10, timeout=10)
@@ -192,13 +186,13 @@ def test_plain_entry_without_a_body_field(client: messaging.Client, plain: Any,
     consumer.close()
 
 
-def test_non_utf8_header_bytes_survive_dead_lettering(client: messaging.Client, plain: Any,
+def test_non_utf8_header_bytes_survive_dead_lettering(redis_client: messaging.Client, plain: Any,
                                                       destination: str) -> None:
     """Header bytes that are not UTF-8 come up as str (surrogateescape) and go back to the
     broker unchanged when the message is dead-lettered."""
     letters = f"{destination}-dlq"
-    client.admin.create(letters, groups=["plain"])
-    consumer = client.consumer(destination, "adapter", dead_letter=letters)
+    redis_client.admin.create(letters, groups=["plain"])
+    consumer = redis_client.consumer(destination, "adapter", dead_letter=letters)
     plain.xadd(destination, {b"body": b"x", b"raw": b"\xff\xfe", b"\xc3(": b"name"})
     try:
         (message,) = consumer.receive(max_messages=10, timeout=10)
@@ -207,7 +201,7 @@ def test_non_utf8_header_bytes_survive_dead_lettering(client: messaging.Client, 
         ((_, fields),) = plain_read(plain, letters, "plain", 1)
     finally:
         consumer.close()
-        client.admin.delete(letters)
+        redis_client.admin.delete(letters)
     assert fields[b"body"] == b"x"
     assert fields[b"raw"] == b"\xff\xfe"
     assert fields[b"\xc3("] == b"name"
@@ -215,14 +209,14 @@ def test_non_utf8_header_bytes_survive_dead_lettering(client: messaging.Client, 
 
 
 def test_delayed_message_reaches_plain_readers_with_its_id(
-        client: messaging.Client, plain: Any, destination: str) -> None:
+        redis_client: messaging.Client, plain: Any, destination: str) -> None:
     """A delayed message enters the stream when due (moved there by a member of any
     group that receives), carrying the id send returned in its ``message-id`` field."""
-    client.admin.create(destination, groups=["plain"])
-    message_id = client.producer().send(destination, b"later", delay=0.2, headers={"h": "v"})
+    redis_client.admin.create(destination, groups=["plain"])
+    message_id = redis_client.producer().send(destination, b"later", delay=0.2, headers={"h": "v"})
     assert plain.xlen(destination) == 0
     time.sleep(0.3)
-    with client.consumer(destination, "mover") as mover:  # its receive moves it
+    with redis_client.consumer(destination, "mover") as mover:  # its receive moves it
         (moved,) = mover.receive(max_messages=1, timeout=5)
         moved.ack()
     assert moved.id == message_id
@@ -233,11 +227,11 @@ def test_delayed_message_reaches_plain_readers_with_its_id(
                       b"content-type": b"application/octet-stream"}
 
 
-def test_reserved_field_names_are_refused_as_headers(client: messaging.Client, plain: Any,
+def test_reserved_field_names_are_refused_as_headers(redis_client: messaging.Client, plain: Any,
                                                      destination: str) -> None:
-    client.admin.create(destination, groups=["plain"])
+    redis_client.admin.create(destination, groups=["plain"])
     for name in ("body", "key", "message-id"):
         with pytest.raises(messaging.ConfigurationError, match=name):
-            client.producer().send_many(destination, [b"fine", messaging.Record(
+            redis_client.producer().send_many(destination, [b"fine", messaging.Record(
                 b"clash", headers={name: "x"})])
     assert plain.xlen(destination) == 0, "a refused batch sent something"

@@ -16,39 +16,33 @@ import pytest
 import messaging
 
 try:
-    from broker_fixtures import sqs_url
+    from broker_fixtures import sqs_client, sqs_url
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from broker_fixtures import sqs_url
+    from broker_fixtures import sqs_client, sqs_url
 
-__all__ = ["sqs_url"]
-
-
-@pytest.fixture
-def client(sqs_url: str) -> Iterator[messaging.Client]:
-    with messaging.connect(sqs_url) as connected:
-        yield connected
+__all__ = ["sqs_client", "sqs_url"]
 
 
 @pytest.fixture
-def names(client: messaging.Client) -> Iterator[list[str]]:
+def names(sqs_client: messaging.Client) -> Iterator[list[str]]:
     created: list[str] = []
     yield created
     for name in created:
-        client.admin.delete(name)
+        sqs_client.admin.delete(name)
 
 
 def native(client: messaging.Client) -> Any:
     return client.as_native()
 
 
-def test_resources_follow_the_naming_scheme(client: messaging.Client,
+def test_resources_follow_the_naming_scheme(sqs_client: messaging.Client,
                                             names: list[str]) -> None:
     name = f"admin.{uuid.uuid4().hex[:8]}"
     names.append(name)
-    client.admin.create(name, groups=["billing", "audit.v2"])
+    sqs_client.admin.create(name, groups=["billing", "audit.v2"])
     aws = name.replace(".", "_")
-    sqs, sns = native(client).sqs, native(client).sns
+    sqs, sns = native(sqs_client).sqs, native(sqs_client).sns
     topics = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
     assert any(arn.endswith(f":{aws}") for arn in topics)
     for group in ("billing", "audit_v2"):
@@ -56,42 +50,42 @@ def test_resources_follow_the_naming_scheme(client: messaging.Client,
         policy = json.loads(sqs.get_queue_attributes(
             QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"])
         assert policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(aws)
-    assert sorted(client.admin.groups(name)) == ["audit_v2", "billing"]
-    assert name.replace(".", "_") in client.admin.destinations()
-    caps = client.capabilities_for(name)
+    assert sorted(sqs_client.admin.groups(name)) == ["audit_v2", "billing"]
+    assert name.replace(".", "_") in sqs_client.admin.destinations()
+    caps = sqs_client.capabilities_for(name)
     assert (caps.ordering, caps.dedup, caps.max_delay) == ("none", False, 900.0)
 
 
-def test_fifo_destination(client: messaging.Client, names: list[str]) -> None:
+def test_fifo_destination(sqs_client: messaging.Client, names: list[str]) -> None:
     name = f"admin-fifo-{uuid.uuid4().hex[:8]}"
     names.append(name)
-    client.admin.create(name, groups=["g"], fifo=True)
-    client.admin.create(name, groups=["g"], fifo=True)  # idempotent
-    url = native(client).sqs.get_queue_url(QueueName=f"{name}--g.fifo")["QueueUrl"]
-    attributes = native(client).sqs.get_queue_attributes(
+    sqs_client.admin.create(name, groups=["g"], fifo=True)
+    sqs_client.admin.create(name, groups=["g"], fifo=True)  # idempotent
+    url = native(sqs_client).sqs.get_queue_url(QueueName=f"{name}--g.fifo")["QueueUrl"]
+    attributes = native(sqs_client).sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["FifoQueue"])["Attributes"]
     assert attributes["FifoQueue"] == "true"
-    caps = client.capabilities_for(name)
+    caps = sqs_client.capabilities_for(name)
     assert (caps.ordering, caps.dedup, caps.max_delay, caps.dedup_window) == (
         "per_key", True, None, 300.0)
     with pytest.raises(messaging.ConfigurationError, match="FIFO"):
-        client.admin.create(name, fifo=False)
+        sqs_client.admin.create(name, fifo=False)
     with pytest.raises(messaging.UnsupportedFeature):
-        client.producer().send(name, b"x", delay=1)
+        sqs_client.producer().send(name, b"x", delay=1)
 
 
 def test_redrive_policy_moves_messages_after_max_receive_count(
-        client: messaging.Client, names: list[str]) -> None:
+        sqs_client: messaging.Client, names: list[str]) -> None:
     name, letters = f"admin-rd-{uuid.uuid4().hex[:8]}", f"admin-rd-dl-{uuid.uuid4().hex[:6]}"
     names.extend([name, letters])
-    client.admin.create(name, groups=["g"], dead_letter=letters, max_receive_count=1)
-    client.producer().send(name, b"poison", headers={"trace": "t1"})
-    consumer = client.consumer(name, "g", visibility_timeout=1)
+    sqs_client.admin.create(name, groups=["g"], dead_letter=letters, max_receive_count=1)
+    sqs_client.producer().send(name, b"poison", headers={"trace": "t1"})
+    consumer = sqs_client.consumer(name, "g", visibility_timeout=1)
     (first,) = consumer.receive(max_messages=1, timeout=5)
     first.nack()  # received once: the next receive moves it to the dead-letter queue
     assert consumer.receive(max_messages=1, timeout=2) == []
     consumer.close()
-    parked = client.consumer(letters, "g")
+    parked = sqs_client.consumer(letters, "g")
     deadline = time.monotonic() + 10
     got: list[messaging.Message] = []
     while not got and time.monotonic() < deadline:
@@ -102,10 +96,10 @@ def test_redrive_policy_moves_messages_after_max_receive_count(
     parked.close()
 
 
-def test_create_refuses_what_it_cannot_make(client: messaging.Client) -> None:
+def test_create_refuses_what_it_cannot_make(sqs_client: messaging.Client) -> None:
     with pytest.raises(messaging.ConfigurationError, match="--"):
-        client.admin.create("two--dashes")
+        sqs_client.admin.create("two--dashes")
     with pytest.raises(messaging.ConfigurationError, match="80"):
-        client.admin.create("d" * 60, groups=["g" * 30])
+        sqs_client.admin.create("d" * 60, groups=["g" * 30])
     with pytest.raises(messaging.ConfigurationError, match="max_receive_count"):
-        client.admin.create(f"x-{uuid.uuid4().hex[:6]}", max_receive_count=3)
+        sqs_client.admin.create(f"x-{uuid.uuid4().hex[:6]}", max_receive_count=3)

@@ -1,6 +1,6 @@
 """Interop both ways with plain boto3, on the real broker: what the adapter sends is an
 ordinary SQS message (body unchanged, headers as String message attributes), and what a
-plain client sends, to a group queue or to the destination's SNS topic, is consumed by
+plain sqs_client sends, to a group queue or to the destination's SNS topic, is consumed by
 the adapter with body and headers unchanged."""
 
 from __future__ import annotations
@@ -18,25 +18,19 @@ import pytest
 import messaging
 
 try:
-    from broker_fixtures import sqs_url
+    from broker_fixtures import sqs_client, sqs_url
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from broker_fixtures import sqs_url
+    from broker_fixtures import sqs_client, sqs_url
 
-__all__ = ["sqs_url"]
-
-
-@pytest.fixture
-def client(sqs_url: str) -> Iterator[messaging.Client]:
-    with messaging.connect(sqs_url) as connected:
-        yield connected
+__all__ = ["sqs_client", "sqs_url"]
 
 
 @pytest.fixture
-def destination(client: messaging.Client) -> Iterator[str]:
+def destination(sqs_client: messaging.Client) -> Iterator[str]:
     name = f"interop-{uuid.uuid4().hex[:10]}"
     yield name
-    client.admin.delete(name)
+    sqs_client.admin.delete(name)
 
 
 def plain_receive(sqs: Any, queue_url: str, count: int) -> list[dict[str, Any]]:
@@ -56,12 +50,12 @@ def attributes(native: dict[str, Any]) -> dict[str, str]:
             for name, value in native.get("MessageAttributes", {}).items()}
 
 
-def test_adapter_to_plain_client(client: messaging.Client, destination: str) -> None:
-    consumer = client.consumer(destination, "plain")  # creates the group's queue
+def test_adapter_to_plain_client(sqs_client: messaging.Client, destination: str) -> None:
+    consumer = sqs_client.consumer(destination, "plain")  # creates the group's queue
     queue_url = consumer.as_native().queue_url  # type: ignore[attr-defined]
-    sqs = client.as_native().sqs  # type: ignore[attr-defined]
+    sqs = sqs_client.as_native().sqs  # type: ignore[attr-defined]
     assert queue_url.endswith(f"/{destination}--plain")
-    producer = client.producer()
+    producer = sqs_client.producer()
     text_id = producer.send(destination, "d\u00e9j\u00e0 vu \u2713", key="user-42",
                             headers={"trace-id": "abc-123"})
     json_id = producer.send(destination, {"id": 7}, headers={"source": "web"})
@@ -84,11 +78,11 @@ def test_adapter_to_plain_client(client: messaging.Client, destination: str) -> 
     consumer.close()
 
 
-def test_plain_client_to_adapter_through_the_queue(client: messaging.Client,
+def test_plain_client_to_adapter_through_the_queue(sqs_client: messaging.Client,
                                                    destination: str) -> None:
-    consumer = client.consumer(destination, "workers")
+    consumer = sqs_client.consumer(destination, "workers")
     queue_url = consumer.as_native().queue_url  # type: ignore[attr-defined]
-    sqs = client.as_native().sqs  # type: ignore[attr-defined]
+    sqs = sqs_client.as_native().sqs  # type: ignore[attr-defined]
     sent = sqs.send_message(QueueUrl=queue_url, MessageBody='{"order": 7, "note": "\u2713"}',
                             MessageAttributes={
                                 "content-type": {"DataType": "String",
@@ -105,22 +99,22 @@ def test_plain_client_to_adapter_through_the_queue(client: messaging.Client,
     assert message.id == sent["MessageId"]
     assert (message.key, message.attempt) == (None, 1)
     message.ack()
-    assert client.admin.depth(destination, "workers") == 0
+    assert sqs_client.admin.depth(destination, "workers") == 0
     consumer.close()
 
 
-def test_plain_client_to_adapter_through_the_topic(client: messaging.Client,
+def test_plain_client_to_adapter_through_the_topic(sqs_client: messaging.Client,
                                                    destination: str) -> None:
     """A message published to the SNS topic reaches every group (raw delivery)."""
-    client.admin.create(destination, groups=["a", "b"])
-    sns = client.as_native().sns  # type: ignore[attr-defined]
+    sqs_client.admin.create(destination, groups=["a", "b"])
+    sns = sqs_client.as_native().sns  # type: ignore[attr-defined]
     topic_arn = next(t["TopicArn"] for t in sns.list_topics()["Topics"]
                      if t["TopicArn"].endswith(f":{destination}"))
     sns.publish(TopicArn=topic_arn, Message="hello groups", MessageAttributes={
         "source": {"DataType": "String", "StringValue": "plain-sns"}})
 
     for group in ("a", "b"):
-        consumer = client.consumer(destination, group)
+        consumer = sqs_client.consumer(destination, group)
         (message,) = consumer.receive(max_messages=10, timeout=5)
         assert message.body == b"hello groups"
         assert message.headers == {"source": "plain-sns"}
@@ -128,14 +122,14 @@ def test_plain_client_to_adapter_through_the_topic(client: messaging.Client,
         consumer.close()
 
 
-def test_plain_client_key_on_a_fifo_destination(client: messaging.Client) -> None:
+def test_plain_client_key_on_a_fifo_destination(sqs_client: messaging.Client) -> None:
     name = f"interop-fifo-{uuid.uuid4().hex[:8]}"
-    client.admin.create(name, groups=["g"], fifo=True)
+    sqs_client.admin.create(name, groups=["g"], fifo=True)
     try:
-        consumer = client.consumer(name, "g")
+        consumer = sqs_client.consumer(name, "g")
         queue_url = consumer.as_native().queue_url  # type: ignore[attr-defined]
         assert queue_url.endswith(f"/{name}--g.fifo")
-        sqs = client.as_native().sqs  # type: ignore[attr-defined]
+        sqs = sqs_client.as_native().sqs  # type: ignore[attr-defined]
         for n in range(3):
             sqs.send_message(QueueUrl=queue_url, MessageBody=f"step-{n}",
                              MessageGroupId="user-7", MessageDeduplicationId=f"d{n}")
@@ -149,4 +143,4 @@ def test_plain_client_key_on_a_fifo_destination(client: messaging.Client) -> Non
         assert {m.key for m in got} == {"user-7"}
         consumer.close()
     finally:
-        client.admin.delete(name)
+        sqs_client.admin.delete(name)
