@@ -116,7 +116,17 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     .. group .. "'")
 end
 
+-- Due ids in stream order: ids of one batch share a due time (a delay, a give-back), and
+-- a sorted set orders equal scores as strings ('1-10' before '1-2').
+local function earlier(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
+  if a_ms ~= b_ms then return tonumber(a_ms) < tonumber(b_ms) end
+  return tonumber(a_seq) < tonumber(b_seq)
+end
+
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 100)
+table.sort(due, earlier)
 for _, id in ipairs(due) do
   local found = redis.call('XRANGE', KEYS[3], id, id)
   if #found > 0 then
@@ -144,6 +154,7 @@ end
 local parked = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, count)
 if #parked > 0 then
   redis.call('ZREM', KEYS[2], unpack(parked))
+  table.sort(parked, earlier)
   claim(parked, 0)
 end
 
