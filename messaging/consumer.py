@@ -210,7 +210,9 @@ class Consumer:
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
-        """Give back unsettled messages and leave the group. Idempotent."""
+        """Give back unsettled messages and leave the group. Idempotent. A destination
+        deleted meanwhile took its messages along: there is nothing to give back, and
+        that is no error (a service stopping after a teardown or a migration)."""
         if self._closed:
             return
         with self._lock:
@@ -220,8 +222,11 @@ class Consumer:
         driver = self._client._driver
         try:
             if pending:
-                with native_errors(driver, f"release on {self.destination!r}"):
-                    self._subscription.send_nacks([m._ack_id for m in pending], None)
+                try:
+                    with native_errors(driver, f"release on {self.destination!r}"):
+                        self._subscription.send_nacks([m._ack_id for m in pending], None)
+                except DestinationNotFound:
+                    pass
         finally:
             with native_errors(driver, f"close consumer of {self.destination!r}"):
                 self._subscription.close()

@@ -143,6 +143,8 @@ class Subscription(abc.ABC):
         """Make these deliveries deliverable again to the group, not before ``delay``.
 
         The redelivery must carry ``attempt`` + 1. ``delay`` is within ``max_delay``.
+        With the destination deleted, raise what ``error_code`` classifies as
+        ``NOT_FOUND`` (the consumer's close then knows there is nothing to give back).
         """
 
     def extend(self, ack_ids: Sequence[AckId], seconds: float) -> None:
@@ -192,7 +194,8 @@ class Subscription(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Detach. Outstanding deliveries must become deliverable again (or will, once
-        their visibility timeout passes). Must be idempotent."""
+        their visibility timeout passes). Must be idempotent, and must not fail because
+        the destination was deleted meanwhile."""
 
     def as_native(self) -> object:
         """The client library's consumer object, for what the portable API lacks."""

@@ -707,6 +707,7 @@ class _Consumer:
         self._channel: Any = None
         self._tag: str | None = None
         self._started: Future[None] | None = None
+        self._stopping: Future[bool] | None = None
         self._closing: Future[None] | None = None
         self._lost: BaseException | None = None
         self._unsettled: dict[int, None] = {}  # delivery tags in arrival order (the lock)
@@ -760,6 +761,8 @@ class _Consumer:
         error = _as_error(reason)
         if self._started is not None:
             _fail(self._started, error)  # basic.consume refused (e.g. no such queue)
+        if self._stopping is not None:
+            _resolve(self._stopping, False)  # pika drops the replies it still awaited
         if self._closing is not None:
             _resolve(self._closing, None)
         elif self._lost is None:
@@ -806,8 +809,17 @@ class _Consumer:
             self._hand_over()  # "every delivery before the cancel-ok has reached the sink"
             _resolve(future, True)
 
-        done = _guarded(future, lambda _frame: channel.basic_qos(
-            prefetch_count=self._prefetch, callback=_guarded(future, stopped)))
+        def cancelled(_frame: Any) -> None:
+            if not channel.is_open or self._lost is not None:
+                # The broker cancelled the consumer meanwhile (its queue was deleted) and
+                # the channel is closing: everything unsettled is back with the broker.
+                _resolve(future, False)
+                return
+            channel.basic_qos(prefetch_count=self._prefetch,
+                              callback=_guarded(future, stopped))
+
+        self._stopping = future  # a channel closing before the answers resolves it
+        done = _guarded(future, cancelled)
         try:
             # Channel.basic_cancel would make pika reject (requeue) every delivery still
             # on its way, and each such requeue counts as a delivery on a quorum queue.

@@ -5,8 +5,9 @@ group). Messages sent before a group existed reach it only where ``replay`` hold
 through ``seek``.
 
 Also here: ``admin.create`` is idempotent and keeps what is queued, ``admin.delete`` of a
-missing destination is no error, and ``depth`` counts ready, in-flight and delayed
-messages not yet acked by the group.
+missing destination is no error, nor is closing a consumer whose destination was deleted
+under it, and ``depth`` counts ready, in-flight and delayed messages not yet acked by the
+group.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 import messaging
+from messaging.message import Settlement
 from messaging_contracts.helpers import (
     ExpectUnsupported,
     MakeConsumer,
@@ -120,6 +122,26 @@ def test_delete_is_idempotent(messaging_client: messaging.Client) -> None:
     messaging_client.admin.delete(name)
     messaging_client.admin.delete(name)
     messaging_client.admin.delete(unique_name("mc-never-created"))
+
+
+def test_closing_after_the_destination_was_deleted_is_no_error(
+    *, messaging_client: messaging.Client, messaging_group: MakeGroup,
+    messaging_timing: Timing,
+) -> None:
+    # A service stopping after its destination was deleted (a teardown, a migration)
+    # holds messages that went with the destination: nothing to give back, no error.
+    group, destination = messaging_group(), unique_name("mc-deleted-under")
+    messaging_client.admin.create(destination, groups=[group])
+    messaging_client.producer().send_many(destination, [b"held-1", b"held-2"])
+    consumer = messaging_client.consumer(destination, group)
+    held = receive_until(consumer, 2, messaging_timing.deliver)
+    assert sorted(bodies(held)) == [b"held-1", b"held-2"], describe(held)
+
+    messaging_client.admin.delete(destination)
+    consumer.close()
+
+    assert consumer.closed
+    assert {m.settlement for m in held} == {Settlement.RELEASED}
 
 
 def test_depth_counts_everything_not_yet_acked(
