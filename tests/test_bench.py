@@ -98,3 +98,19 @@ def test_interleaved_sides_take_turns_batch_by_batch_and_each_does_all_its_work(
     for name in "ab":
         for what in ("send", "drain"):
             assert sum(count for n, w, count in timed if (n, w) == (name, what)) == 2 * 250
+
+
+def test_target_allowance_is_the_least_time_the_target_leaves_beyond_the_baseline() -> None:
+    def row(backend: str, batch: int, metric: str, baseline: float) -> harness.Row:
+        return harness.Row(backend, batch, metric, 1000, baseline / 2, baseline, 0.0, 0.0)
+
+    rows = [row("kafka 100B vs plain", 100, "receive+ack", 100_000.0),
+            row("kafka 10240B vs plain", 100, "receive+ack", 20_000.0),
+            row("kafka 100B vs plain", 1, "receive+ack", 1_000_000.0),  # batch 1: left out
+            row("kafka 100B vs bare", 100, "receive+ack", 1_000_000.0),  # another baseline
+            row("kafka 100B vs plain", 100, "send", 50_000.0)]
+    line = harness.target_allowance(rows, "plain", 0.95)
+    # (1 / 0.95 - 1) / 100,000 msg/s = 0.53 us; / 50,000 msg/s = 1.05 us
+    assert line.endswith("beyond plain's time (the least over the sizes, batch > 1): "
+                         "send 1.05 us, receive+ack 0.53 us")
+    assert harness.target_allowance([], "plain", 0.95).endswith("not measured")
