@@ -1,6 +1,6 @@
 """Interop both ways with plain redis-py, on the real broker: what the adapter sends is an
 ordinary stream entry (field ``body`` holds the bytes unchanged, ``key`` the key, every
-header a field of its own, nothing else), and what a plain redis_client adds to the stream is
+header a field of its own, nothing else), and what a plain client adds to the stream is
 consumed by the adapter with body, key and headers unchanged. Settlement is plain Redis
 too: an ack is an XACK, an unacked delivery is an entry of the group's pending list."""
 
@@ -19,9 +19,11 @@ import messaging
 
 try:
     from broker_fixtures import redis_client, redis_url
+    from draining import drain
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from broker_fixtures import redis_client, redis_url
+    from draining import drain
 
 __all__ = ["redis_client", "redis_url"]
 
@@ -32,7 +34,7 @@ HEADERS = {"source": "web", "trace-id": "abc-123", "unicode": "d\u00e9j\u00e0 \u
 
 @pytest.fixture
 def plain(redis_client: messaging.Client) -> Any:
-    """The plain redis-py redis_client (the adapter's own, through the escape hatch)."""
+    """The plain redis-py client (the adapter's own, through the escape hatch)."""
     return redis_client.as_native()
 
 
@@ -263,10 +265,6 @@ def test_delayed_messages_of_one_batch_come_in_the_order_sent(
     redis_client.producer().send_many(destination, [messaging.Record(body, delay=0.2)
                                                        for body in sent])
     consumer = redis_client.consumer(destination, "g")
-    got: list[messaging.Message] = []
-    deadline = time.monotonic() + 10
-    while len(got) < len(sent) and time.monotonic() < deadline:
-        got += consumer.receive(max_messages=len(sent), timeout=1)
+    got = drain(consumer, len(sent), batch=len(sent))
     assert [m.body for m in got] == sent
-    consumer.ack_many(got)
     consumer.close()

@@ -1,6 +1,6 @@
 """Interop both ways with plain boto3, on the real broker: what the adapter sends is an
 ordinary SQS message (body unchanged, headers as String message attributes), and what a
-plain sqs_client sends, to a group queue or to the destination's SNS topic, is consumed by
+plain client sends, to a group queue or to the destination's SNS topic, is consumed by
 the adapter with body and headers unchanged."""
 
 from __future__ import annotations
