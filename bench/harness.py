@@ -395,9 +395,7 @@ def extra_cpu(rows: Sequence[Row], label: str) -> str:
     1, for send and receive+ack: the most over the body sizes, in microseconds."""
     parts = []
     for metric in ("send", "receive+ack"):
-        extra = [row.adapter_cpu - row.baseline_cpu for row in rows
-                 if row.backend.endswith(f" vs {label}") and row.metric == metric
-                 and row.batch > 1]
+        extra = [row.adapter_cpu - row.baseline_cpu for row in _batch_rows(rows, label, metric)]
         if extra:
             parts.append(f"{metric} {max(extra) * 1e6:+.1f} us")
     return (f"the adapter's client CPU per message beyond {label}'s (the most over the "
@@ -411,13 +409,19 @@ def target_allowance(rows: Sequence[Row], label: str, target: float) -> str:
     than what building the portable objects costs."""
     parts = []
     for metric in ("send", "receive+ack"):
-        allowed = [(1 / target - 1) / row.baseline for row in rows
-                   if row.backend.endswith(f" vs {label}") and row.metric == metric
-                   and row.batch > 1 and row.baseline > 0]
+        allowed = [(1 / target - 1) / row.baseline
+                   for row in _batch_rows(rows, label, metric) if row.baseline > 0]
         if allowed:
             parts.append(f"{metric} {min(allowed) * 1e6:.2f} us")
     return (f"what the {target} target allows the adapter per message beyond {label}'s "
             f"time (the least over the sizes, batch > 1): {', '.join(parts) or 'not measured'}")
+
+
+def _batch_rows(rows: Sequence[Row], label: str, metric: str) -> list[Row]:
+    """The rows of ``metric`` against the ``label`` baseline at batch > 1 (what the
+    issues' target compares)."""
+    return [row for row in rows if row.backend.endswith(f" vs {label}")
+            and row.metric == metric and row.batch > 1]
 
 
 def format_table(rows: Sequence[Row]) -> str:

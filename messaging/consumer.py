@@ -19,6 +19,7 @@ closed consumer raises ``MessagingError`` on use.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -222,11 +223,9 @@ class Consumer:
         driver = self._client._driver
         try:
             if pending:
-                try:
-                    with native_errors(driver, f"release on {self.destination!r}"):
-                        self._subscription.send_nacks([m._ack_id for m in pending], None)
-                except DestinationNotFound:
-                    pass
+                with contextlib.suppress(DestinationNotFound), native_errors(
+                        driver, f"release on {self.destination!r}"):
+                    self._subscription.send_nacks([m._ack_id for m in pending], None)
         finally:
             with native_errors(driver, f"close consumer of {self.destination!r}"):
                 self._subscription.close()
