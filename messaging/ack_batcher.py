@@ -15,6 +15,11 @@ slow broker gets larger batches instead of a queue.
 A handler's own ``message.ack()`` is not deferred: it returns once the broker has it,
 as everywhere else.
 
+A message whose ack waits here is acked as far as the consumer is concerned, and its
+driver can ask for it (``SubscriptionOptions.acked_unsent``): a Kafka rebalance that
+takes its partition away commits it with the revocation, so the next owner does not
+process it again.
+
 Errors
 ------
 A batch the broker refuses (or a lost connection) is logged with its consequence: those

@@ -75,6 +75,7 @@ class Consumer:
         self._options = SubscriptionOptions(
             visibility_timeout=self._check_visibility(visibility_timeout),
             prefetch=_check_prefetch(prefetch),
+            acked_unsent=self._acked_unsent,
         )
         self._outstanding: dict[AckId, Message] = {}
         self._lock = threading.Lock()
@@ -177,6 +178,13 @@ class Consumer:
         with self._lock:
             return [m for m in self._outstanding.values()
                     if m.settlement is Settlement.PENDING]
+
+    def _acked_unsent(self) -> list[AckId]:
+        """What ``SubscriptionOptions.acked_unsent`` asks for: a message stays
+        outstanding until its ack was sent, and is marked acked before that."""
+        with self._lock:
+            return [ack_id for ack_id, message in self._outstanding.items()
+                    if message._state is Settlement.ACKED]
 
     def _lease(self) -> float | None:
         """Seconds a delivery stays invisible to the group, as the subscription has it."""

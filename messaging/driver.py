@@ -34,7 +34,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from types import MappingProxyType
 from typing import ClassVar, Literal, NamedTuple
 
@@ -101,6 +101,15 @@ class SubscriptionOptions:
     """Seconds before an unacked delivery is redelivered; None: the backend's default."""
     prefetch: int = 100
     """Most deliveries the broker should push ahead of acks (``basic_qos``, COUNT...)."""
+    acked_unsent: Callable[[], list[AckId]] = list
+    """The ack ids of deliveries the portable layer has settled as acked whose
+    ``send_acks`` has not returned yet: above all the worker's batched acks, which wait
+    while a batch before them travels. A driver whose broker takes deliveries away from
+    a member on its own (a Kafka rebalance revoking partitions) should settle those of
+    them it gives away, in the same step, so that the next owner does not receive work
+    that was done (their ``send_acks`` follows and must then be a harmless no-op). It
+    takes only a lock of the portable layer that is never held across a driver call, so
+    a driver may call it from any thread, under its own locks, inside ``receive_batch``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import pytest
 from taken_back import take_back_on_receive
 
 import messaging
+from messaging.ack_batcher import AckBatcher
 
 
 @pytest.fixture
@@ -62,6 +63,23 @@ def test_ack_many_settles_a_batch(client: messaging.Client) -> None:
         consumer.ack_many(batch)
         assert client.admin.depth("orders") == 0
         assert [m.value for m in batch] == [str(i) for i in range(50)]
+
+
+def test_the_driver_can_ask_which_acks_are_not_sent_yet(client: messaging.Client) -> None:
+    """``SubscriptionOptions.acked_unsent``: a Kafka revocation commits those acks."""
+    client.admin.create("orders", groups=["g"])
+    client.producer().send_many("orders", [b"a", b"b", b"c"])
+    with client.consumer("orders", group="g") as consumer:
+        a, b, c = consumer.receive(3, timeout=1)
+        unsent = consumer._options.acked_unsent  # what the driver was given
+        assert unsent() == []
+        waiting = AckBatcher(consumer)  # not started: its batch has not gone out
+        waiting.ack(a)
+        waiting.ack(c)
+        assert unsent() == [a.delivery.ack_id, c.delivery.ack_id]
+        consumer._settle_acks([a, c])  # the batch goes out
+        b.ack()
+        assert unsent() == []
 
 
 @pytest.mark.parametrize(

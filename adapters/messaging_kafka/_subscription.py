@@ -32,9 +32,11 @@ Delivery semantics
   nothing behind the nacked message overtakes it (seek-back semantics).
 * A record carrying ``x-deliver-at`` (a delayed send) waits until then without holding
   up the records behind it.
-* On revocation the member commits what it settled of the revoked partitions; what it
-  held unsettled goes to the next owner, and ``holds`` says so (the worker then does not
-  start those records). ``close`` commits, then leaves the group.
+* On revocation the member commits what it settled of the revoked partitions, the acks
+  the portable layer has not sent yet included (``SubscriptionOptions.acked_unsent``: a
+  worker's batch waiting for this commit's turn); what it held unsettled goes to the
+  next owner, and ``holds`` says so (the worker then does not start those records).
+  ``close`` commits, then leaves the group.
 * ``seek`` moves the partitions this member is assigned; called before the member has
   any, it applies to the partitions of its first assignment. Records held from before
   the seek are dropped (their acks are ignored) and the new position is committed.
@@ -97,17 +99,20 @@ class KafkaSubscription(Subscription):
 
     def __init__(self, topic: str, group: str, make_consumer: ConsumerFactory,
                  request_timeout: float, offsets: Offsets, *,
-                 starts: Mapping[int, int] | None = None) -> None:
+                 starts: Mapping[int, int] | None = None,
+                 acked_unsent: Callable[[], list[AckId]] = list) -> None:
         """``offsets``: the first or end offsets of partitions of the topic now, read
         by the driver's admin client in one request (a consumer's watermark query would
         take one per partition). ``starts``: where the group begins on partitions it has
         no committed offset for yet (the driver could not commit them because the group
-        had members)."""
+        had members). ``acked_unsent``: ``SubscriptionOptions.acked_unsent``, settled
+        with a revocation's commit."""
         self.topic = topic
         self.group = group
         self._timeout = request_timeout
         self._offsets = offsets
         self._starts = dict(starts or {})
+        self._acked_unsent = acked_unsent
         self._state = threading.Lock()  # partition states and flags
         self._gate = threading.Lock()  # one call into the consumer at a time
         self._waiting = threading.Condition()
@@ -569,7 +574,15 @@ class KafkaSubscription(Subscription):
 
     def _on_revoke(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         revoked = [tp.partition for tp in partitions]
+        # Acks the portable layer holds back (the worker's batch, waiting for the gate
+        # this thread holds) go with this commit: else the next owner would do that
+        # work again. Their send_acks comes later and finds the partition gone.
+        acked = self._acked_unsent()
         with self._state:
+            for partition, offset, epoch in _ack_ids(acked):
+                state = self._parts.get(partition)
+                if partition in revoked and state is not None and state.epoch == epoch:
+                    state.ack(offset)
             self._give_back_ahead(revoked)
             offsets = self._snapshot(revoked)
             for partition in revoked:

@@ -319,7 +319,7 @@ class KafkaDriver(Driver):
             return admin.offsets(destination, partitions, which)
 
         return KafkaSubscription(destination, group, make_consumer, settings.request_timeout,
-                                 offsets, starts=starts)
+                                 offsets, starts=starts, acked_unsent=options.acked_unsent)
 
     def _declare(self, topic: str, group: str, partitions: Sequence[int]) -> dict[int, int]:
         """Give ``group`` a committed offset (the current end) on every partition that

@@ -35,6 +35,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 import messaging
+from messaging.ack_batcher import AckBatcher
 
 try:
     from broker_fixtures import kafka_url
@@ -200,6 +201,50 @@ def test_a_member_killed_mid_batch_loses_nothing(kafka_url: str, client: messagi
 
 
 # -- a rebalance -------------------------------------------------------------------------
+def _two_partitions_held_by_one_member(client: messaging.Client, name: str, group: str
+                                       ) -> tuple[messaging.Consumer, list[messaging.Message]]:
+    """20 messages over the 2 partitions of ``name``, all held by a first member."""
+    client.admin.create(name, partitions=2, groups=[group])
+    producer = client.producer()
+    for i in range(20):  # different keys: both partitions get some
+        producer.send(name, f"m{i}", key=f"k{i}")
+    first = client.consumer(name, group)
+    held: list[messaging.Message] = []
+    deadline = time.monotonic() + WAIT
+    while len(held) < 20 and time.monotonic() < deadline:
+        held += first.receive(max_messages=20, timeout=0.5)
+    assert len(held) == 20
+    return first, held
+
+
+def _second_member_joins(client: messaging.Client, name: str, group: str,
+                         first: messaging.Consumer
+                         ) -> tuple[messaging.Consumer, list[messaging.Message]]:
+    """A second member joins and takes one partition; what it received of it."""
+    second = client.consumer(name, group)
+    moved: list[messaging.Message] = []
+    joined = threading.Event()
+
+    def join() -> None:
+        end = time.monotonic() + SESSION_TIMEOUT + WAIT
+        while time.monotonic() < end:
+            batch = second.receive(max_messages=20, timeout=0.5)
+            if not batch and moved:
+                break  # the moved partition's backlog is all here
+            moved.extend(batch)
+        joined.set()
+
+    threading.Thread(target=join, daemon=True).start()
+    while not joined.is_set():
+        first.receive(max_messages=1, timeout=0.2)  # the first member rebalances here
+    assert moved, "the second member got nothing"
+    return second, moved
+
+
+def _partition(message: messaging.Message) -> str:
+    return str(message.position).split(":")[0]
+
+
 def test_what_a_rebalance_moves_is_no_longer_held_by_its_old_member(
         client: messaging.Client) -> None:
     """The second member of a group takes one of two partitions: the first member stops
@@ -207,44 +252,47 @@ def test_what_a_rebalance_moves_is_no_longer_held_by_its_old_member(
     keeps the other's, and the second member gets them with ``attempt`` 2."""
     name = f"failure-{uuid.uuid4().hex[:10]}"
     group = f"moved-{uuid.uuid4().hex[:8]}"
-    client.admin.create(name, partitions=2, groups=[group])
     try:
-        producer = client.producer()
-        for i in range(20):  # different keys: both partitions get some
-            producer.send(name, f"m{i}", key=f"k{i}")
-        first = client.consumer(name, group)
-        held: list[messaging.Message] = []
-        deadline = time.monotonic() + WAIT
-        while len(held) < 20 and time.monotonic() < deadline:
-            held += first.receive(max_messages=20, timeout=0.5)
-        assert len(held) == 20
+        first, held = _two_partitions_held_by_one_member(client, name, group)
         subscription = first._subscription
-        second = client.consumer(name, group)
-        moved: list[messaging.Message] = []
-        joined = threading.Event()
-
-        def join() -> None:
-            end = time.monotonic() + SESSION_TIMEOUT + WAIT
-            while time.monotonic() < end:
-                batch = second.receive(max_messages=20, timeout=0.5)
-                if not batch and moved:
-                    break  # the moved partition's backlog is all here
-                moved.extend(batch)
-            joined.set()
-
-        threading.Thread(target=join, daemon=True).start()
-        while not joined.is_set():
-            first.receive(max_messages=1, timeout=0.2)  # the first member rebalances here
-        assert moved, "the second member got nothing"
+        second, moved = _second_member_joins(client, name, group, first)
         kept = [m for m in held if subscription.holds(m.delivery.ack_id)]
         gone = [m for m in held if not subscription.holds(m.delivery.ack_id)]
-        partition_of = {m.id: str(m.position).split(":")[0] for m in held}
-        assert {partition_of[m.id] for m in gone} == {str(moved[0].position).split(":")[0]}
+        assert {_partition(m) for m in gone} == {_partition(moved[0])}
         assert kept, "the first member kept no partition"
-        assert not {partition_of[m.id] for m in kept} & {partition_of[m.id] for m in gone}
+        assert not {_partition(m) for m in kept} & {_partition(m) for m in gone}
         assert sorted(m.id for m in moved) == sorted(m.id for m in gone)
         assert {m.attempt for m in moved} == {2}
         first.ack_many(kept)
+        second.ack_many(moved)
+        second.close()
+        first.close()
+        assert client.admin.depth(name, group) == 0
+    finally:
+        client.admin.delete(name)
+
+
+def test_acks_a_worker_has_not_sent_yet_are_not_redone_after_a_rebalance(
+        client: messaging.Client) -> None:
+    """Half of what the first member holds is acked by a worker's ack batch that has
+    not gone out (it waits while the member is inside the client, where the rebalance
+    happens): the second member gets only the other half of the moved partition."""
+    name = f"failure-{uuid.uuid4().hex[:10]}"
+    group = f"moved-{uuid.uuid4().hex[:8]}"
+    try:
+        first, held = _two_partitions_held_by_one_member(client, name, group)
+        waiting = AckBatcher(first)  # not started: its batch has not gone out
+        done = held[::2]
+        for message in done:
+            waiting.ack(message)
+        second, moved = _second_member_joins(client, name, group, first)
+        partition = _partition(moved[0])
+        assert sorted(m.id for m in moved) == sorted(
+            m.id for m in held[1::2] if _partition(m) == partition), (
+            "the second member got work the first had done, or missed some")
+        assert {m.attempt for m in moved} == {2}
+        first._settle_acks(done)  # the batch, once it goes: those of the moved partition
+        first.ack_many([m for m in held[1::2] if _partition(m) != partition])
         second.ack_many(moved)
         second.close()
         first.close()

@@ -20,10 +20,12 @@ from messaging_kafka._offsets import PartitionState, Record, decode, encode
 from messaging_kafka._settings import Settings
 
 import messaging
+from messaging.ack_batcher import AckBatcher
 from messaging.client import Client
 from messaging.codecs import DefaultCodec
 from messaging.driver import Delivery, OutgoingMessage
 from messaging.errors import ErrorCode
+from messaging.message import Settlement
 from messaging.urls import parse_url
 
 # -- the offset bookkeeping ----------------------------------------------------------------
@@ -782,6 +784,26 @@ def test_records_of_a_revoked_partition_are_no_longer_held(client: messaging.Cli
     member = clients.consumers[-1]
     member.callbacks["revoke"](member, [TopicPartition("jobs", 0)])  # a rebalance
     assert [subscription.holds(m.delivery.ack_id) for m in got] == [False, False]
+    consumer.close()
+
+
+def test_acks_the_worker_has_not_sent_yet_go_with_a_revocations_commit(
+        client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
+    """A worker's batch of acks waits while its consumer is inside the client (where a
+    rebalance happens): the revocation commits them, so the next owner skips them."""
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [b"a", b"b", b"c"])
+    consumer = client.consumer("jobs", "g")
+    a, b, c = _receive(consumer, 3)
+    waiting = AckBatcher(consumer)  # not started: its batch has not gone out
+    waiting.ack(a)
+    waiting.ack(b)
+    member = clients.consumers[-1]
+    member.callbacks["revoke"](member, [TopicPartition("jobs", 0)])
+    assert cluster.offsets[("g", "jobs", 0)] == (2, "mk1;e=1;u=0;n=0:1")
+    consumer._settle_acks([a, b])  # the batch, once it goes: a no-op now
+    assert cluster.offsets[("g", "jobs", 0)] == (2, "mk1;e=1;u=0;n=0:1")
+    assert c.settlement is Settlement.PENDING
     consumer.close()
 
 
