@@ -245,60 +245,63 @@ def _partition(message: messaging.Message) -> str:
     return str(message.position).split(":")[0]
 
 
+def _settle_and_leave(client: messaging.Client, name: str, group: str,
+                      *members: tuple[messaging.Consumer, list[messaging.Message]]) -> None:
+    """Each member acks its messages, all leave: the group has nothing left."""
+    for member, acks in members:
+        member.ack_many(acks)
+    for member, _ in reversed(members):
+        member.close()
+    assert client.admin.depth(name, group) == 0
+
+
+@pytest.fixture
+def moving(client: messaging.Client) -> Iterator[tuple[str, str]]:
+    """A topic name (created by the test) and a group for a rebalance; deleted after."""
+    name = f"failure-{uuid.uuid4().hex[:10]}"
+    yield name, f"moved-{uuid.uuid4().hex[:8]}"
+    client.admin.delete(name)
+
+
 def test_what_a_rebalance_moves_is_no_longer_held_by_its_old_member(
-        client: messaging.Client) -> None:
+        client: messaging.Client, moving: tuple[str, str]) -> None:
     """The second member of a group takes one of two partitions: the first member stops
     holding that partition's unacked records (so its worker does not start them) and
     keeps the other's, and the second member gets them with ``attempt`` 2."""
-    name = f"failure-{uuid.uuid4().hex[:10]}"
-    group = f"moved-{uuid.uuid4().hex[:8]}"
-    try:
-        first, held = _two_partitions_held_by_one_member(client, name, group)
-        subscription = first._subscription
-        second, moved = _second_member_joins(client, name, group, first)
-        kept = [m for m in held if subscription.holds(m.delivery.ack_id)]
-        gone = [m for m in held if not subscription.holds(m.delivery.ack_id)]
-        assert {_partition(m) for m in gone} == {_partition(moved[0])}
-        assert kept, "the first member kept no partition"
-        assert not {_partition(m) for m in kept} & {_partition(m) for m in gone}
-        assert sorted(m.id for m in moved) == sorted(m.id for m in gone)
-        assert {m.attempt for m in moved} == {2}
-        first.ack_many(kept)
-        second.ack_many(moved)
-        second.close()
-        first.close()
-        assert client.admin.depth(name, group) == 0
-    finally:
-        client.admin.delete(name)
+    name, group = moving
+    first, held = _two_partitions_held_by_one_member(client, name, group)
+    subscription = first._subscription
+    second, moved = _second_member_joins(client, name, group, first)
+    kept = [m for m in held if subscription.holds(m.delivery.ack_id)]
+    gone = [m for m in held if not subscription.holds(m.delivery.ack_id)]
+    assert {_partition(m) for m in gone} == {_partition(moved[0])}
+    assert kept, "the first member kept no partition"
+    assert not {_partition(m) for m in kept} & {_partition(m) for m in gone}
+    assert sorted(m.id for m in moved) == sorted(m.id for m in gone)
+    assert {m.attempt for m in moved} == {2}
+    _settle_and_leave(client, name, group, (first, kept), (second, moved))
 
 
 def test_acks_a_worker_has_not_sent_yet_are_not_redone_after_a_rebalance(
-        client: messaging.Client) -> None:
+        client: messaging.Client, moving: tuple[str, str]) -> None:
     """Half of what the first member holds is acked by a worker's ack batch that has
     not gone out (it waits while the member is inside the client, where the rebalance
     happens): the second member gets only the other half of the moved partition."""
-    name = f"failure-{uuid.uuid4().hex[:10]}"
-    group = f"moved-{uuid.uuid4().hex[:8]}"
-    try:
-        first, held = _two_partitions_held_by_one_member(client, name, group)
-        waiting = AckBatcher(first)  # not started: its batch has not gone out
-        done = held[::2]
-        for message in done:
-            waiting.ack(message)
-        second, moved = _second_member_joins(client, name, group, first)
-        partition = _partition(moved[0])
-        assert sorted(m.id for m in moved) == sorted(
-            m.id for m in held[1::2] if _partition(m) == partition), (
-            "the second member got work the first had done, or missed some")
-        assert {m.attempt for m in moved} == {2}
-        first._settle_acks(done)  # the batch, once it goes: those of the moved partition
-        first.ack_many([m for m in held[1::2] if _partition(m) != partition])
-        second.ack_many(moved)
-        second.close()
-        first.close()
-        assert client.admin.depth(name, group) == 0
-    finally:
-        client.admin.delete(name)
+    name, group = moving
+    first, held = _two_partitions_held_by_one_member(client, name, group)
+    waiting = AckBatcher(first)  # not started: its batch has not gone out
+    done = held[::2]
+    for message in done:
+        waiting.ack(message)
+    second, moved = _second_member_joins(client, name, group, first)
+    partition = _partition(moved[0])
+    assert sorted(m.id for m in moved) == sorted(
+        m.id for m in held[1::2] if _partition(m) == partition), (
+        "the second member got work the first had done, or missed some")
+    assert {m.attempt for m in moved} == {2}
+    first._settle_acks(done)  # the batch, once it goes: those of the moved partition
+    kept = [m for m in held[1::2] if _partition(m) != partition]
+    _settle_and_leave(client, name, group, (first, kept), (second, moved))
 
 
 # -- a private broker: authentication and durability ------------------------------------
