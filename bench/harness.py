@@ -306,9 +306,19 @@ def measure_interleaved(client: messaging.Client, messages: int, batch: int, bod
 def best_of(rounds: int, client: messaging.Client, messages: int, batch: int, body: Body, *,
             sides: Sequence[OpsFactory[Body]], interleave: bool = False) -> list[Rates]:
     """Each side's best figures over ``rounds`` measurements (at least one), in the order
-    of ``sides``. The cores are shared with the broker and whatever else runs, so the
-    sides take turns going first: in order in even rounds, reversed in odd ones; or, with
-    ``interleave``, batch by batch within each measurement (:func:`time_interleaved`)."""
+    of ``sides`` (see :func:`each_round`)."""
+    return [best(runs) for runs in each_round(rounds, client, messages, batch, body,
+                                              sides=sides, interleave=interleave)]
+
+
+def each_round(rounds: int, client: messaging.Client, messages: int, batch: int, body: Body,
+               *, sides: Sequence[OpsFactory[Body]], interleave: bool = False
+               ) -> list[list[Rates]]:
+    """Each side's figures of each of ``rounds`` measurements (at least one), in the
+    order of ``sides``. The cores are shared with the broker and whatever else runs, so
+    the sides take turns going first: in order in even rounds, reversed in odd ones; or,
+    with ``interleave``, batch by batch within each measurement
+    (:func:`time_interleaved`)."""
     results: list[list[Rates]] = [[] for _ in sides]
     order = list(zip(results, sides, strict=True))
     for n in range(max(1, rounds)):
@@ -319,7 +329,7 @@ def best_of(rounds: int, client: messaging.Client, messages: int, batch: int, bo
             continue
         for runs, make_ops in order if n % 2 == 0 else reversed(order):
             runs.append(measure(client, messages, batch, body, make_ops))
-    return [best(runs) for runs in results]
+    return results
 
 
 def best(results: Sequence[Rates]) -> Rates:
@@ -365,17 +375,22 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
     sides: list[OpsFactory[Body]] = [adapter_ops]
     sides.extend(baselines.values())
     rows: list[Row] = []
+    spreads: list[str] = []
+    gate_index = 1 + list(baselines).index(gate)
     with messaging.connect(args.url) as client:
         for size in args.sizes:
             for batch in args.batches:
                 count = messages_for(batch, args.messages)
                 print(f"measuring {size} bytes, batch {batch} ({count:,} messages)...",
                       file=sys.stderr, flush=True)
-                adapter, *raws = best_of(args.rounds, client, count, batch, body(size),
-                                         sides=sides, interleave=interleave)
+                runs = each_round(args.rounds, client, count, batch, body(size),
+                                  sides=sides, interleave=interleave)
+                adapter, *raws = (best(side) for side in runs)
                 for label, raw in zip(baselines, raws, strict=True):
                     rows.extend(rows_of(f"{name} {size}B vs {label}", batch, count, adapter,
                                         raw))
+                if batch > 1:
+                    spreads.append(f"{size}B {ratio_spread(runs[0], runs[gate_index])}")
         heading = title(client)
     print(heading)
     print(format_table(rows))
@@ -387,7 +402,22 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
           f"(target >= {target}): {summary.format(**worst)}")
     print(extra_cpu(rows, gate))
     print(target_allowance(rows, gate, target))
+    if spreads:
+        print(f"the ratio against {gate} round by round (lowest-highest, batch > 1; how "
+              f"much this machine's noise moves it): {'; '.join(spreads)}")
     return 1 if args.strict and worst[gate] < target else 0
+
+
+def ratio_spread(adapter: Sequence[Rates], baseline: Sequence[Rates]) -> str:
+    """The lowest and highest adapter/baseline ratio of send and receive+ack over rounds,
+    each round's adapter against the same round's baseline."""
+    parts = []
+    for metric in ("send", "receive+ack"):
+        ratios = [a.by_metric()[metric] / b.by_metric()[metric]
+                  for a, b in zip(adapter, baseline, strict=True) if b.by_metric()[metric]]
+        if ratios:
+            parts.append(f"{metric} {min(ratios):.2f}-{max(ratios):.2f}")
+    return ", ".join(parts) or "not measured"
 
 
 def extra_cpu(rows: Sequence[Row], label: str) -> str:

@@ -114,3 +114,14 @@ def test_target_allowance_is_the_least_time_the_target_leaves_beyond_the_baselin
     assert line.endswith("beyond plain's time (the least over the sizes, batch > 1): "
                          "send 1.05 us, receive+ack 0.53 us")
     assert harness.target_allowance([], "plain", 0.95).endswith("not measured")
+
+
+def test_ratio_spread_pairs_each_rounds_sides() -> None:
+    def rates(send: float, receive: float) -> harness.Rates:
+        return harness.Rates(send, receive, 1.0, (0.0, 0.0, 0.0))
+
+    adapter = [rates(80.0, 30.0), rates(90.0, 45.0)]
+    baseline = [rates(100.0, 100.0), rates(100.0, 50.0)]
+    # Round 1: 0.80 and 0.30; round 2: 0.90 and 0.90. Best against best would say 0.45.
+    assert harness.ratio_spread(adapter, baseline) == "send 0.80-0.90, receive+ack 0.30-0.90"
+    assert harness.ratio_spread([], []) == "not measured"
