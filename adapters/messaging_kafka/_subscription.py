@@ -531,6 +531,12 @@ class KafkaSubscription(Subscription):
 
     # -- rebalancing (called by the client inside consume/close, the gate held) ---------
     def _on_assign(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
+        if not partitions or self._closed:
+            # Nothing new (a cooperative rebalance tells every member, also those that
+            # gain nothing), or a member leaving: the client serves a rebalance it had
+            # queued inside close(), and would wait out the request timeout there
+            # reading committed offsets of a consumer that is shutting down.
+            return
         try:
             committed = consumer.committed(partitions, self._timeout)
         except KafkaException as error:

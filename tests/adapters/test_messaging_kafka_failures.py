@@ -304,6 +304,46 @@ def test_acks_a_worker_has_not_sent_yet_are_not_redone_after_a_rebalance(
     _settle_and_leave(client, name, group, (first, kept), (second, moved))
 
 
+def _receive_one(consumer: messaging.Consumer) -> list[messaging.Message]:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if got := consumer.receive(max_messages=1, timeout=0.1):
+            return got
+    return []
+
+
+def test_members_of_one_group_on_two_topics_close_at_once(
+        kafka_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """One group name on two topics is one Kafka group: a member that joins rebalances
+    the other, which may not poll again before it closes. Its client then serves the
+    queued rebalance inside close(), with nothing new to assign: no committed offsets are
+    read there (they would wait out the request timeout on a closing consumer)."""
+    request_timeout = 8.0
+    group = f"shared-{uuid.uuid4().hex[:8]}"
+    names = [f"failure-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    with messaging.connect(kafka_url, request_timeout=request_timeout,
+                           session_timeout=SESSION_TIMEOUT) as client:
+        try:
+            for name in names:
+                client.admin.create(name, groups=[group])
+                client.producer().send(name, name)
+            members: list[messaging.Consumer] = []
+            for name in names:  # the second joins once the first has stopped polling
+                members.append(client.consumer(name, group))
+                (message,) = _receive_one(members[-1])
+                assert message.body.decode() == name
+                message.ack()
+            for member in members:
+                started = time.monotonic()
+                member.close()
+                assert time.monotonic() - started < request_timeout / 2, (
+                    "close waited out the request timeout")
+            assert "could not read the committed offsets" not in caplog.text
+        finally:
+            for name in names:
+                client.admin.delete(name)
+
+
 # -- a private broker: authentication and durability ------------------------------------
 class PrivateKafka:
     """A single-node KRaft broker of our own: PLAINTEXT and SASL/PLAIN listeners."""
