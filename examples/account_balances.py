@@ -33,7 +33,11 @@ import messaging
 
 EVENTS = "account-events"
 BALANCES = "balances"  # the live projection's consumer group
-RETRY = messaging.Retry(max_attempts=20, backoff=0.05)
+# An event that came before its predecessor waits for it: short waits, capped (a growing
+# backoff would leave it waiting long after the predecessor was folded in), and enough
+# attempts that it is never given up on while the predecessor is on its way (a backend
+# without per-key order may deliver an account's events in any order).
+RETRY = messaging.Retry(max_attempts=60, backoff=0.05, max_backoff=1.0)
 
 
 class OutOfOrder(Exception):

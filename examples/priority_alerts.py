@@ -11,7 +11,10 @@ backend has priorities (``client.capabilities.priority`` levels, 0 when it has n
 alerts go to the same destination with the highest priority and are received first.
 Where it has none, asking for a priority would raise ``UnsupportedFeature``, so the
 example uses the portable pattern instead: alerts get their own destination, and the
-consumer drains it before each batch of regular notifications.
+consumer drains it before each batch of regular notifications. Its first look waits:
+a new consumer may need a moment before anything reaches it (on Kafka its first receive
+joins the group, and it is assigned partitions in a rebalance); later looks take only
+what is there.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ import messaging
 NOTIFICATIONS = "notifications"
 ALERTS = "notifications.alerts"  # used only where the backend has no priorities
 GROUP = "notifier"
+# A group of its own for the alerts: on Kafka one group name on two topics is one
+# consumer group, and a member of it that is not polling (the notifications consumer,
+# while the alerts consumer waits) holds up the other's assignment.
+ALERTS_GROUP = "notifier-alerts"
+FIRST_LOOK = 10.0  # seconds the first look at the alerts may wait (it returns when any come)
 
 
 def main() -> int:
@@ -33,7 +41,7 @@ def main() -> int:
         print(f"backend: {client.url} ({levels} priority levels)", flush=True)
         run = uuid.uuid4().hex
         client.admin.create(NOTIFICATIONS, groups=[GROUP])
-        client.admin.create(ALERTS, groups=[GROUP])
+        client.admin.create(ALERTS, groups=[ALERTS_GROUP])
         producer = client.producer()
 
         regular = [{"run": run, "kind": "notification", "text": f"weekly digest #{n}"}
@@ -53,10 +61,12 @@ def main() -> int:
 
         received: list[str] = []
         with client.consumer(NOTIFICATIONS, group=GROUP) as notifications, \
-                client.consumer(ALERTS, group=GROUP) as urgent:
+                client.consumer(ALERTS, group=ALERTS_GROUP) as urgent:
+            look = FIRST_LOOK
             while len(received) < len(regular) + len(alerts):
                 # Without priorities: whatever waits in the alerts destination goes first.
-                batch = urgent.receive(max_messages=10, timeout=0) if levels == 0 else []
+                batch = urgent.receive(max_messages=10, timeout=look) if levels == 0 else []
+                look = 0.0
                 batch = batch or notifications.receive(max_messages=5, timeout=2.0)
                 if not batch:
                     break
