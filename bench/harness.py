@@ -19,7 +19,7 @@ two CPU figures is what the adapter's own code costs per message.
 
 Each side of a comparison is a set of :class:`Ops` on a fresh destination;
 :func:`adapter_ops` is the public-API side for any backend, :func:`measure` times one
-side, :func:`best_of` alternates the sides over rounds, and :func:`compare` is the whole
+side, :func:`each_round` alternates the sides over rounds, and :func:`compare` is the whole
 ``main`` of a broker benchmark that only brings its baselines.
 """
 
@@ -303,14 +303,6 @@ def measure_interleaved(client: messaging.Client, messages: int, batch: int, bod
         return time_interleaved(sides, messages, batch)
 
 
-def best_of(rounds: int, client: messaging.Client, messages: int, batch: int, body: Body, *,
-            sides: Sequence[OpsFactory[Body]], interleave: bool = False) -> list[Rates]:
-    """Each side's best figures over ``rounds`` measurements (at least one), in the order
-    of ``sides`` (see :func:`each_round`)."""
-    return [best(runs) for runs in each_round(rounds, client, messages, batch, body,
-                                              sides=sides, interleave=interleave)]
-
-
 def each_round(rounds: int, client: messaging.Client, messages: int, batch: int, body: Body,
                *, sides: Sequence[OpsFactory[Body]], interleave: bool = False
                ) -> list[list[Rates]]:
@@ -411,10 +403,10 @@ def compare(argv: Sequence[str], *, name: str, doc: str | None, default_url: str
 def ratio_spread(adapter: Sequence[Rates], baseline: Sequence[Rates]) -> str:
     """The lowest and highest adapter/baseline ratio of send and receive+ack over rounds,
     each round's adapter against the same round's baseline."""
+    pairs = [(a.by_metric(), b.by_metric()) for a, b in zip(adapter, baseline, strict=True)]
     parts = []
     for metric in ("send", "receive+ack"):
-        ratios = [a.by_metric()[metric] / b.by_metric()[metric]
-                  for a, b in zip(adapter, baseline, strict=True) if b.by_metric()[metric]]
+        ratios = [a[metric] / b[metric] for a, b in pairs if b[metric]]
         if ratios:
             parts.append(f"{metric} {min(ratios):.2f}-{max(ratios):.2f}")
     return ", ".join(parts) or "not measured"
