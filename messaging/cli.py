@@ -567,8 +567,12 @@ class _Secrets:
         return cls(tuple(sorted(found, key=len, reverse=True)))
 
     def scrub(self, text: str) -> str:
+        # Whole words only: a short password ("e", "guest") must not mangle the words
+        # that happen to contain it. A user name equal to the password is scrubbed too,
+        # since showing it would show the password.
         for password in self.passwords:
-            text = text.replace(password, "***")
+            text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(password)}(?![0-9A-Za-z])", "***",
+                          text)
         return text
 
 

@@ -207,6 +207,15 @@ def test_error_scrubbing_covers_native_messages() -> None:
     assert secrets.scrub("login p@ss refused (p%40ss)") == "login *** refused (***)"
 
 
+def test_error_scrubbing_leaves_words_that_merely_contain_the_password() -> None:
+    secrets = cli._Secrets.from_sources(["amqp://guest:e@h:5672/"])
+    assert secrets.scrub("password e refused for user guest") == \
+        "password *** refused for user guest"
+    secrets = cli._Secrets.from_sources(["amqp://guest:guest@h:5672/"])
+    assert secrets.scrub("amqp://guest:***@h:5672/ has no replay; guests welcome") == \
+        "amqp://***:***@h:5672/ has no replay; guests welcome"
+
+
 def test_errors_as_a_subprocess_exit_2_without_traceback() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "messaging", "send", f"nosuch://u:{PASSWORD}@h:1", "q", "x"],
