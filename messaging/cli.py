@@ -8,7 +8,8 @@ Commands
     workers processes them with retries, and one poison order ends in ``orders.dlq``.
 ``send URL DEST [VALUE...]``
     Send the values (or one message per stdin line; or ``--count N`` generated test
-    messages, with a progress bar) and print each message's id.
+    messages, with a progress bar) and print each message's id. On a backend without
+    replay, a destination with no group gets a note: nobody will receive what was sent.
 ``consume URL DEST``
     Print messages (id, key, attempt, headers, value) and ack them unless ``--no-ack``.
 ``stats URL [DEST]``
@@ -199,10 +200,31 @@ def _send(args: argparse.Namespace) -> int:
                 for message_id in producer.send_many(args.destination, records(values)):
                     print(message_id, flush=True)
                 sent += len(values)
+        unheard = _unheard(client, args.destination)
     elapsed = time.perf_counter() - started
     print(f"sent {sent} message{'s' * (sent != 1)} to {args.destination!r} on {client.url} "
           f"in {elapsed:.2f} s", file=sys.stderr)
+    if unheard:
+        print(unheard, file=sys.stderr)
     return EXIT_OK
+
+
+def _unheard(client: messaging.Client, destination: str) -> str | None:
+    """A note when what was just sent reaches no one: the destination has no group, and
+    the backend keeps no history for a group made later (contract: group lifetime). A
+    first 'send' then 'consume' on such a backend otherwise looks like a lost message."""
+    if client.capabilities_for(destination).replay:
+        return None
+    try:
+        groups = client.admin.groups(destination)
+    except messaging.UnsupportedFeature:
+        return None  # the backend cannot tell (RabbitMQ)
+    if groups:
+        return None
+    return (f"note: {destination!r} has no group and this backend has no replay, so no "
+            f"consumer will receive these messages; create a group first ('messaging "
+            f"consume URL {destination} --group NAME', or admin.create({destination!r}, "
+            f"groups=[NAME]))")
 
 
 def _value_chunks(values: list[str], stdin: TextIO) -> Iterator[list[str]]:

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
+import messaging
 from messaging import cli
+
+try:
+    from broker_fixtures import sqs_url
+except ImportError:  # tests/ is not on sys.path when this file is collected on its own
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from broker_fixtures import sqs_url
+
+__all__ = ["sqs_url"]
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "hunter2-s3cret"
@@ -118,6 +127,24 @@ def test_send_consume_stats_round_trip(sqlite_url: str, capsys: pytest.CaptureFi
 
     assert cli.main(["stats", sqlite_url, "orders"]) == 0
     assert re.search(r"^orders\s+billing\s+0$", capsys.readouterr().out, re.M)
+
+
+def test_send_to_a_destination_nobody_will_read_says_so(
+        sqs_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a backend without replay, messages sent before any group exists reach no one
+    (group lifetime): the send says so, rather than leave the user to find an empty
+    consume. With a group, or on a backend with replay, it says nothing."""
+    destination = f"cli-unheard-{uuid.uuid4().hex[:8]}"
+    assert cli.main(["send", sqs_url, destination, "lost"]) == 0
+    assert "no consumer will receive these messages" in capsys.readouterr().err
+    assert cli.main(["consume", sqs_url, destination, "--group", "g", "--timeout", "0"]) == 0
+    capsys.readouterr()
+    assert cli.main(["send", sqs_url, destination, "heard"]) == 0
+    assert "no consumer will receive" not in capsys.readouterr().err
+    assert cli.main(["send", "memory://", destination, "kept"]) == 0
+    assert "no consumer will receive" not in capsys.readouterr().err
+    with messaging.connect(sqs_url) as client:
+        client.admin.delete(destination)
 
 
 def test_no_ack_leaves_the_message_for_the_next_consumer(
