@@ -35,6 +35,10 @@ class Settlement(enum.Enum):
     RELEASED = "released"  # its consumer closed first, or the backend took it back
 
 
+_VERBS = {Settlement.ACKED: "ack", Settlement.NACKED: "nack",
+          Settlement.DEAD_LETTERED: "dead-letter"}
+
+
 class Message:
     """A received message. Attributes mirror DESIGN.md's fixed names."""
 
@@ -126,9 +130,9 @@ class Message:
         if self._state is outcome:
             return False
         if self._state is not Settlement.PENDING:
-            raise AlreadySettled(
-                f"message {self.id} is already {self._state.value}; cannot {outcome.value}"
-            )
+            raise AlreadySettled(f"message {self.id} is already "
+                                 f"{self._state.value.replace('_', '-')}; cannot "
+                                 f"{_VERBS[outcome]} it")
         self._state = outcome
         return True
 

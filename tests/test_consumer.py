@@ -26,8 +26,10 @@ def test_double_ack_is_a_no_op_and_conflicting_settlement_raises(client: messagi
         (message,) = consumer.receive(1, timeout=1)
         message.ack()
         message.ack()
-        with pytest.raises(messaging.AlreadySettled):
+        with pytest.raises(messaging.AlreadySettled, match="is already acked; cannot nack it"):
             message.nack()
+        with pytest.raises(messaging.AlreadySettled, match="cannot dead-letter it"):
+            message.nack(requeue=False)
         assert client.admin.depth("orders") == 0
 
 
