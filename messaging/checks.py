@@ -7,6 +7,7 @@ backend lacks raises ``UnsupportedFeature`` at the call, a body over the limit r
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -16,6 +17,19 @@ from messaging.errors import ConfigurationError, MessageTooLarge, UnsupportedFea
 # Kafka's legal topic characters: the narrowest of the backends, so a name that passes
 # here works unchanged on every broker (DESIGN: the same service code on every backend).
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
+
+
+def check_seconds(what: str, value: object, *, zero: bool = False) -> float:
+    """``value`` as a float of seconds: a finite number > 0 (>= 0 with ``zero``). Every
+    duration the portable layer takes comes through here, so NaN and infinity are refused
+    once, at the call: NaN compares false with every bound, and would otherwise reach a
+    driver as a timeout it cannot use (or wait forever)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise ConfigurationError(
+            f"{what} must be a finite number of seconds {bound}, got {value!r}")
+    return float(value)
 
 
 def check_name(kind: str, name: object) -> str:
@@ -67,15 +81,14 @@ def check_size(destination: str, body: bytes, headers: Mapping[str, str],
 def check_delay(delay: float | None, caps: Capabilities) -> float | None:
     if delay is None or delay == 0:
         return None
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-        raise ConfigurationError(f"delay must be a number of seconds >= 0, got {delay!r}")
+    delay = check_seconds("delay", delay, zero=True)
     if caps.max_delay is None:
         raise UnsupportedFeature("this backend cannot delay messages (max_delay is None)")
     if delay > caps.max_delay:
         raise UnsupportedFeature(
             f"delay {delay} s is over this backend's max_delay of {caps.max_delay} s"
         )
-    return float(delay)
+    return delay
 
 
 def check_priority(priority: int | None, caps: Capabilities) -> int | None:

@@ -19,6 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from messaging.checks import check_seconds
 from messaging.errors import ConfigurationError
 
 DEFAULT_URL = "memory://"
@@ -105,6 +106,9 @@ def typed_options(
             merged[name] = _convert(name, value, expected) if from_text else _check(
                 name, value, expected
             )
+    # The portable options are checked here, once, for every driver.
+    merged["connect_timeout"] = check_seconds("option 'connect_timeout'",
+                                              merged["connect_timeout"])
     return merged
 
 

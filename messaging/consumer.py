@@ -88,8 +88,7 @@ class Consumer:
         first; [] when none came."""
         if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
             raise ConfigurationError(f"max_messages must be an int >= 1, got {max_messages!r}")
-        if timeout < 0:
-            raise ConfigurationError(f"timeout must be >= 0, got {timeout!r}")
+        timeout = checks.check_seconds("timeout", timeout, zero=True)
         subscription = self._live()
         with native_errors(self._client._driver, "receive from %r", self.destination):
             deliveries = subscription.receive_batch(max_messages, timeout)
@@ -155,9 +154,7 @@ class Consumer:
     def _extend(self, message: Message, seconds: float) -> None:
         if not self.capabilities.extend:
             raise UnsupportedFeature("this backend cannot extend a message's visibility")
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-            raise ConfigurationError(f"extend needs seconds > 0, got {seconds!r}")
-        self._extend_many([message], float(seconds))
+        self._extend_many([message], checks.check_seconds("extend", seconds))
 
     def _extend_many(self, messages: Sequence[Message], seconds: float) -> None:
         with native_errors(self._client._driver, f"extend on {self.destination!r}"):
@@ -279,11 +276,10 @@ class Consumer:
     def _check_visibility(self, seconds: float | None) -> float | None:
         if seconds is None:
             return None
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-            raise ConfigurationError(f"visibility_timeout must be > 0, got {seconds!r}")
+        seconds = checks.check_seconds("visibility_timeout", seconds)
         if not self.capabilities.visibility_timeout:
             raise UnsupportedFeature("this backend has no per-consumer visibility timeout")
-        return float(seconds)
+        return seconds
 
 
 def _check_prefetch(prefetch: int) -> int:

@@ -8,8 +8,10 @@ policy holds across worker restarts and across processes.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 
+from messaging.checks import check_seconds
 from messaging.errors import ConfigurationError
 
 
@@ -32,11 +34,14 @@ class Retry:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
                 or self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        for name in ("backoff", "max_backoff", "jitter"):
-            if getattr(self, name) < 0:
-                raise ConfigurationError(f"{name} must be >= 0")
-        if self.multiplier < 1:
-            raise ConfigurationError("multiplier must be >= 1")
+        for name in ("backoff", "max_backoff"):
+            check_seconds(name, getattr(self, name), zero=True)
+        for name, least in (("multiplier", 1), ("jitter", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < least:
+                raise ConfigurationError(
+                    f"{name} must be a finite number >= {least}, got {value!r}")
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait before the delivery that follows failed ``attempt``."""

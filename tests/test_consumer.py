@@ -217,3 +217,19 @@ def test_iteration_skips_a_message_the_backend_took_back(client: messaging.Clien
     assert seen == [b"a", b"c"]
     with client.consumer("orders") as again:
         assert [(m.body, m.attempt) for m in again.receive(10, timeout=1)] == [(b"b", 2)]
+
+
+@pytest.mark.parametrize("changes", [
+    {"backoff": float("nan")}, {"backoff": float("inf")}, {"backoff": -1.0},
+    {"backoff": "1"}, {"max_backoff": float("nan")}, {"multiplier": float("nan")},
+    {"multiplier": 0.5}, {"jitter": float("inf")}, {"jitter": -0.1}, {"max_attempts": 0},
+], ids=str)
+def test_retry_refuses_what_is_not_a_finite_number(changes: dict[str, Any]) -> None:
+    # NaN compares false with every bound: a "< 0" check alone lets it through, and
+    # the worker would then schedule a retry at NaN seconds.
+    with pytest.raises(messaging.ConfigurationError, match=next(iter(changes))):
+        messaging.Retry(**changes)
+
+
+def test_retry_accepts_zero_waits() -> None:
+    assert messaging.Retry(backoff=0, max_backoff=0, jitter=0).delay_after(3) == 0.0

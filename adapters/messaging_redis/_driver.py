@@ -68,9 +68,10 @@ class Settings:
     def from_options(cls, options: Mapping[str, object]) -> Settings:
         def positive(name: str, default: float) -> float:
             value = options.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value <= 0:  # NaN passes "<= 0"
                 raise RedisRefused(ErrorCode.CONFIGURATION,
-                                   f"option {name!r} must be a number > 0, got {value!r}")
+                                   f"option {name!r} must be a finite number > 0, got {value!r}")
             return float(value)
 
         maxlen = options.get("maxlen")

@@ -144,8 +144,9 @@ class SqsDriver(Driver):
             raise SqsRefused(ErrorCode.CONFIGURATION,
                              f"unknown SQS options {unknown}; known: {sorted(known)}")
         ttl = float(options.get("group_cache_ttl", 1.0))  # type: ignore[arg-type]
-        if not ttl >= 0:
-            raise SqsRefused(ErrorCode.CONFIGURATION, "group_cache_ttl must be >= 0")
+        if not (ttl >= 0 and math.isfinite(ttl)):  # forever: new groups never get sends
+            raise SqsRefused(ErrorCode.CONFIGURATION,
+                             f"group_cache_ttl must be a finite number >= 0, got {ttl!r}")
         connect_timeout = float(options.get("connect_timeout", 10.0))  # type: ignore[arg-type]
         # The portable layer has checked the type (option_types); the range is ours.
         concurrency = int(options.get("request_concurrency", DEFAULT_LIMIT))  # type: ignore[call-overload]

@@ -6,8 +6,9 @@ error, and nothing is sent or settled.
 * a value the codec cannot encode -> ``SerializationError``, nothing of the batch sent;
 * a ``nack`` delay over ``max_delay`` (any delay where there is none) ->
   ``UnsupportedFeature``, and the message stays unsettled;
-* headers that are not str -> str, an unknown ``admin.create`` option, and nonsense
-  receive arguments -> ``ConfigurationError``.
+* headers that are not str -> str, an unknown ``admin.create`` option, nonsense
+  receive arguments, and a duration that is not a finite number of seconds (NaN,
+  infinity) -> ``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -138,3 +139,39 @@ def test_nonsense_receive_arguments_are_refused(
         consumer.receive(max_messages=0)
     with pytest.raises(messaging.ConfigurationError):
         consumer.receive(max_messages=1, timeout=-1.0)
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), "1"], ids=["nan", "inf", "str"])
+def test_durations_must_be_finite_numbers_of_seconds(
+    *, seconds: Any, messaging_url: str, messaging_connect_options: dict[str, Any],
+    messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    """NaN compares false with every bound, so a plain ``< 0`` check lets it through to a
+    driver, which then fails with a native error or waits forever. Every duration is
+    refused with ``ConfigurationError`` at the call, and nothing is sent or settled."""
+    if not isinstance(seconds, str):  # a str option is parsed, as a URL query's value is
+        with pytest.raises(messaging.ConfigurationError, match="connect_timeout"):
+            messaging.connect(messaging_url, **{**messaging_connect_options,
+                                                "connect_timeout": seconds})
+    with pytest.raises(messaging.ConfigurationError, match="connect_timeout"):
+        messaging.connect(_with_query(messaging_url, "connect_timeout=nan"),
+                          **messaging_connect_options)
+
+    destination, group = messaging_destination, messaging_group()
+    with pytest.raises(messaging.ConfigurationError, match="visibility_timeout"):
+        messaging_client.consumer(destination, group, visibility_timeout=seconds)
+    consumer = messaging_consumer(destination, group)
+    with pytest.raises(messaging.ConfigurationError, match="timeout"):
+        consumer.receive(max_messages=1, timeout=seconds)
+    producer = messaging_client.producer()
+    with pytest.raises(messaging.ConfigurationError, match="delay"):
+        producer.send(destination, b"never", delay=seconds)
+    assert messaging_client.admin.depth(destination, group) == 0, "a refused send sent"
+
+    producer.send(destination, b"held")
+    message = receive_one(consumer, messaging_timing.deliver)
+    with pytest.raises(messaging.ConfigurationError, match="delay"):
+        message.nack(requeue=True, delay=seconds)
+    message.ack()  # still unsettled: the refused nack did nothing
+    assert messaging_client.admin.depth(destination, group) == 0

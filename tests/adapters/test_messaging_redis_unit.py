@@ -546,6 +546,10 @@ def test_seek_and_close() -> None:
     {"max_message_bytes": True},
     {"maxlen": 10, "retention": 60.0},
     {"reclaim_interval": 6.0, "socket_timeout": 10.0},
+    {"socket_timeout": float("nan")},  # passes a "<= 0" check: NaN compares false
+    {"default_visibility_timeout": float("inf")},
+    {"retention": float("nan")},
+    {"dedup_window": float("inf")},
 ])
 def test_bad_options_are_configuration_errors(options: dict[str, object]) -> None:
     with pytest.raises(RedisRefused) as caught:

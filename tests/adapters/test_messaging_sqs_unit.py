@@ -28,6 +28,7 @@ from messaging_sqs._requests import Requests
 import messaging
 from messaging.driver import OutgoingMessage, SubscriptionOptions
 from messaging.errors import ErrorCode
+from messaging.urls import parse_url
 
 ACCOUNT = "000000000000"
 TOPIC_ARN = f"arn:aws:sns:us-east-1:{ACCOUNT}:orders"
@@ -454,6 +455,14 @@ def test_create_options_are_checked() -> None:
         driver.create("orders", 1, [], {"fifo": "yes"})
     with pytest.raises(SqsRefused, match="--"):
         driver.create("a--b", 1, [], {})
+
+
+@pytest.mark.parametrize("ttl", [-1.0, float("nan"), float("inf")])
+def test_group_cache_ttl_must_be_a_finite_number(ttl: float) -> None:
+    # Forever would mean a producer never sees a group created after its first send.
+    with pytest.raises(SqsRefused, match="group_cache_ttl") as caught:
+        SqsDriver.open(parse_url("sqs://?region=us-east-1"), {"group_cache_ttl": ttl})
+    assert caught.value.code is ErrorCode.CONFIGURATION
 
 
 @pytest.mark.parametrize("size", [10, 1000])  # both ways of checking ASCII
