@@ -207,7 +207,8 @@ class Consumer:
         finish in-flight work, give back what was not started, and close. At most
         ``max(prefetch, concurrency)`` messages are held at a time, fewer for slow
         handlers; they are received in batches, and the acks of handlers that return
-        without settling are sent in batches (see :mod:`messaging.worker`)."""
+        without settling are sent in batches (see :mod:`messaging.worker`). A handler's
+        ``SystemExit`` stops the worker the same way, and is then raised here."""
         from messaging.worker import Worker
 
         if dead_letter is not None:

@@ -32,7 +32,9 @@ Delivery semantics
 * Graceful stop (``stop_event``, SIGTERM or SIGINT): no new messages are taken, running
   handlers finish and are settled, their acks are sent, and messages received but not
   started are given back unacked in one batch (redelivered later). Then the consumer
-  closes.
+  closes. A handler that raises ``SystemExit`` (``sys.exit()``) stops the worker the
+  same way; its message is given back unsettled, and ``run`` then raises that
+  ``SystemExit`` in the caller's thread, so the program ends with its status.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Worker:
         self._running = 0  # handler threads at work
         self._wake = False  # a slot was freed or the ready queue ran low
         self._halted = False  # the loop ended (or must): handler threads start nothing new
+        self._exit: BaseException | None = None  # a handler's SystemExit, raised by run()
         self._outage = 0.0
 
     def run(self) -> None:
@@ -119,6 +122,10 @@ class Worker:
                             error)
             raise
         self.consumer.close()
+        if self._exit is not None:
+            # sys.exit() in a handler ends the program as it would without threads (with
+            # its status), once the stop it caused has finished the other handlers.
+            raise self._exit
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while not (self.stop.is_set() or self._halted):
@@ -198,8 +205,10 @@ class Worker:
             except Exception:
                 log.exception("settling message %s failed; it will be redelivered",
                               message.id)
-            except BaseException:
+            except BaseException as exit_:
                 carry_on = False  # SystemExit or the like from a handler: stop
+                with self._lock:
+                    self._exit = self._exit or exit_
                 raise
             finally:
                 # Even past a SystemExit the slot is accounted for, or the stop would

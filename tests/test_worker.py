@@ -377,7 +377,8 @@ def test_acks_the_broker_refuses_are_logged_and_delivered_again(
 
 def test_a_handler_that_raises_system_exit_stops_the_worker(client: messaging.Client) -> None:
     """Not an error to retry: the worker stops as on SIGTERM (what was not started goes
-    back to the group) instead of waiting forever for the thread that left."""
+    back to the group) instead of waiting forever for the thread that left, and then
+    run() raises the SystemExit, so that the program exits with the handler's status."""
     client.admin.create("jobs", groups=["default"])
     client.producer().send_many("jobs", list(range(5)))
     seen: list[object] = []
@@ -386,11 +387,27 @@ def test_a_handler_that_raises_system_exit_stops_the_worker(client: messaging.Cl
         seen.append(message.value)
         raise SystemExit(3)
 
-    thread = _run_until(client.consumer("jobs"), handler, threading.Event())
-    thread.join(10)
-    assert not thread.is_alive()
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        client.consumer("jobs").run(handler, stop_event=threading.Event())
+    assert exited.value.code == 3
+    assert time.monotonic() - started < 10
     assert seen == [0]
     assert client.admin.depth("jobs") == 5
+
+
+def test_a_handler_calling_sys_exit_ends_the_program_with_its_status(tmp_path: Path) -> None:
+    script = tmp_path / "service.py"
+    script.write_text(
+        "import sys, messaging\n"
+        "client = messaging.connect('memory://')\n"
+        "client.admin.create('jobs', groups=['default'])\n"
+        "client.producer().send('jobs', b'x')\n"
+        "client.consumer('jobs').run(lambda message: sys.exit(7))\n"
+        "print('not reached')\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert (result.returncode, result.stdout) == (7, "")
 
 
 def test_a_key_whose_message_was_retried_alone_keeps_flowing(client: messaging.Client) -> None:
