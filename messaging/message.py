@@ -35,6 +35,12 @@ class Settlement(enum.Enum):
     RELEASED = "released"  # its consumer closed first, or the backend took it back
 
 
+# The states the hot paths (every message made, every ack) test and set, as globals: on
+# Python 3.11 ``EnumType.__getattr__`` makes reading a member off the class cost about
+# three times a global's read. The consumer's ack_many reads them from here too.
+PENDING = Settlement.PENDING
+ACKED = Settlement.ACKED
+
 _VERBS = {Settlement.ACKED: "ack", Settlement.NACKED: "nack",
           Settlement.DEAD_LETTERED: "dead-letter"}
 
@@ -48,7 +54,7 @@ class Message:
         self._delivery = delivery
         self._ack_id = delivery.ack_id  # read on every settlement: one attribute hop
         self._consumer = consumer
-        self._state = Settlement.PENDING
+        self._state = PENDING
         self._decoded: object = _UNDECODED
 
     # -- data -------------------------------------------------------------------------
@@ -104,7 +110,7 @@ class Message:
     # -- settlement -------------------------------------------------------------------
     def ack(self) -> None:
         """Settle as processed. The broker will not deliver it to this group again."""
-        if self._claim(Settlement.ACKED):
+        if self._claim(ACKED):
             self._consumer._settle_acks([self])
 
     def nack(self, requeue: bool = True, delay: float | None = None) -> None:
@@ -129,7 +135,7 @@ class Message:
         """Move to ``outcome``; False when already there, AlreadySettled when elsewhere."""
         if self._state is outcome:
             return False
-        if self._state is not Settlement.PENDING:
+        if self._state is not PENDING:
             raise AlreadySettled(f"message {self.id} is already "
                                  f"{self._state.value.replace('_', '-')}; cannot "
                                  f"{_VERBS[outcome]} it")
@@ -139,7 +145,7 @@ class Message:
     def _release(self) -> bool:
         """Mark as given back (its consumer closed, or the backend took it back); True if
         it was still pending."""
-        if self._state is Settlement.PENDING:
+        if self._state is PENDING:
             self._state = Settlement.RELEASED
             return True
         return False
