@@ -29,8 +29,8 @@ Nothing here talks to Kafka; the subscription drives it.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
-import heapq
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
@@ -188,7 +188,11 @@ class PartitionState:
         self.deliveries: dict[int, int] = dict(record.deliveries) if record else {}
         self.pending: dict[int, list[Any]] = {}  # held records; insertion order ==
         # offset order
-        self._ready: list[int] = []  # heap of offsets waiting to be handed out
+        self._ready: list[int] = []
+        """Offsets waiting to be handed out, ascending. A sorted list rather than a heap:
+        fetched offsets only grow, so admit() appends, and take() reads from the front
+        and cuts what it took in one slice; only a record put back (a nack, a read-ahead
+        given back) is inserted at its place."""
         self.blocked_until = 0.0
         self.last_commit: tuple[int, str] | None = None
         """The (offset, metadata) last sent, so an unchanged partition is not recommitted."""
@@ -211,7 +215,7 @@ class PartitionState:
         elif offset < self._end:
             return False
         self.pending[offset] = [message, due, False]
-        heapq.heappush(self._ready, offset)
+        self._ready.append(offset)  # above all held: position only grows
         return True
 
     def take(self, now: float, limit: int, out: list[Taken]) -> None:
@@ -220,16 +224,18 @@ class PartitionState:
         nack gives nothing; a delayed send waits without holding up later records."""
         if now < self.blocked_until:
             return
+        wanted = limit - len(out)
+        if wanted <= 0:
+            return
         waiting: list[int] = []
         ready = self._ready
         pending = self.pending
         deliveries = self.deliveries
-        pop = heapq.heappop
         append = out.append
         partition, epoch = self.partition, self.epoch
-        wanted = limit - len(out)
-        while ready and wanted > 0:
-            offset = pop(ready)
+        seen = 0  # entries of ready read: they leave it, but for those still waiting
+        for offset in ready:
+            seen += 1
             held = pending.get(offset)
             if held is None or held[_OUT]:
                 continue  # settled or handed out meanwhile
@@ -241,8 +247,9 @@ class PartitionState:
             held[_OUT] = True
             append((partition, epoch, offset, held[_MESSAGE], attempt))
             wanted -= 1
-        for offset in waiting:
-            heapq.heappush(ready, offset)
+            if not wanted:
+                break
+        ready[:seen] = waiting  # below everything after them: the order holds
 
     def next_due(self, now: float) -> float | None:
         """When something not ready now may become ready (None: nothing waits on time)."""
@@ -269,7 +276,7 @@ class PartitionState:
         if held is None or not held[_OUT]:
             return False
         held[_OUT] = False
-        heapq.heappush(self._ready, offset)
+        bisect.insort(self._ready, offset)
         if delay:
             self.blocked_until = max(self.blocked_until, now + delay)
         return True
@@ -285,7 +292,7 @@ class PartitionState:
         if held is None or not held[_OUT]:
             return
         held[_OUT] = False
-        heapq.heappush(self._ready, offset)
+        bisect.insort(self._ready, offset)
         count = self.deliveries.get(offset, 0) - 1
         if count > 0:
             self.deliveries[offset] = count

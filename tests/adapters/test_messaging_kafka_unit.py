@@ -139,6 +139,19 @@ def test_nack_puts_a_message_back_at_its_place() -> None:
     assert _take(state) == [(0, 2), (2, 1)]
 
 
+def test_nacks_in_any_order_come_back_in_offset_order() -> None:
+    state = _state()
+    _admit(state, 0, 1, 2, 3, 4)
+    state.admit(5, "later", due=50.0)
+    assert _take(state, now=10.0, limit=3) == [(0, 1), (1, 1), (2, 1)]
+    for offset in (2, 0):
+        assert state.nack(offset, now=10.0, delay=None)
+    assert _take(state, now=10.0, limit=2) == [(0, 2), (2, 2)]
+    assert _take(state, now=10.0) == [(3, 1), (4, 1)], "the delayed send still waits"
+    assert state.nack(3, now=10.0, delay=None)
+    assert _take(state, now=50.0) == [(3, 2), (5, 1)]
+
+
 def test_a_delayed_nack_holds_the_partition_back() -> None:
     state = _state()
     _admit(state, 0, 1)
