@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from messaging.errors import MessagingError
-from messaging.message import Message, Settlement
+from messaging.message import ACKED, PENDING, Message
 
 if TYPE_CHECKING:
     from messaging.consumer import Consumer
@@ -68,9 +68,9 @@ class AckBatcher:
     def ack(self, message: Message) -> None:
         """Settle ``message`` as acked now; the broker hears of it with the next batch.
         May be called from any thread."""
-        if message._state is Settlement.PENDING:  # Message._claim inlined: per message
-            message._state = Settlement.ACKED
-        elif not message._claim(Settlement.ACKED):
+        if message._state is PENDING:  # Message._claim inlined: per message
+            message._state = ACKED
+        elif not message._claim(ACKED):
             return  # already acked: nothing to send twice
         with self._lock:
             self._waiting.append(message)
