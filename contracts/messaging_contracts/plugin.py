@@ -48,7 +48,8 @@ Fixtures (all prefixed ``messaging_``, so they never clash with a user's own)
 ``messaging_record_unsupported``
     Records ``unsupported`` for a feature that has no call to refuse (``ordering``).
 ``messaging_report``
-    Adds a line to the "messaging contracts" section of the terminal summary.
+    Adds a line to the "messaging contracts" section of the terminal summary (and the
+    junit property ``messaging_report`` of the test).
 
 Outcomes
 --------
@@ -56,6 +57,8 @@ Every contract test carries the junit property ``contract_outcome``: ``passed``,
 ``unsupported`` (the backend does not claim the feature and ``UnsupportedFeature`` was
 asserted at the call), ``failed`` or ``skipped`` (broker unreachable). Features asserted
 unsupported are listed in ``unsupported_feature`` properties, the URL in ``messaging_url``.
+The summary is gathered from the test reports, so it is whole under pytest-xdist (``-n``)
+too.
 Only an unreachable broker skips; a missing feature never does.
 
 The crash test
@@ -96,13 +99,17 @@ OUTCOME = "contract_outcome"
 UNSUPPORTED = "unsupported"
 FEATURE = "unsupported_feature"
 URL_PROPERTY = "messaging_url"
+LABEL = "contract_label"
+"""The summary line a contract test counts towards (its URL, or runner module)."""
+REPORT_LINE = "messaging_report"
+"""A line for the summary, from ``messaging_report``."""
 
 CRASH_IN_PROCESS = "vanished-member-thread-in-process"
 CRASH_PROCESS = "sigkill-member-process"
 
 _UNREACHABLE = pytest.StashKey[dict[tuple[str, str], str]]()
 _OUTCOMES = pytest.StashKey[dict[str, tuple[str, str, tuple[str, ...]]]]()
-_REPORT = pytest.StashKey[list[str]]()
+_REPORT = pytest.StashKey[dict[str, None]]()  # lines in order (a dict: each once)
 
 
 # -- options and configuration --------------------------------------------------------
@@ -126,7 +133,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[_UNREACHABLE] = {}
     config.stash[_OUTCOMES] = {}
-    config.stash[_REPORT] = []
+    config.stash[_REPORT] = {}
+    config.pluginmanager.register(_Summary(config), "messaging_contracts_summary")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -325,11 +333,11 @@ def messaging_record_unsupported(request: pytest.FixtureRequest) -> Callable[[st
 @pytest.fixture
 def messaging_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Add a line to the terminal summary (and to the test's captured output)."""
-    lines = request.config.stash[_REPORT]
+    node = request.node
 
     def report(line: str) -> None:
         print(line)
-        lines.append(line)
+        node.user_properties.append((REPORT_LINE, line))  # travels in the test's report
 
     return report
 
@@ -376,15 +384,36 @@ def pytest_runtest_makereport(
             funcargs = getattr(item, "funcargs", {})
             url = redact(str(funcargs["messaging_url"])) if "messaging_url" in funcargs \
                 else "(no broker needed)"
-        features = tuple(str(v) for n, v in properties if n == FEATURE)
-        item.config.stash[_OUTCOMES][item.nodeid] = (_label(item, url), outcome, features)
+        properties.append((LABEL, _label(item, url)))
+        report.user_properties = properties
     return report
+
+
+class _Summary:
+    """Gathers what the summary shows from the test reports, not from the items: under
+    pytest-xdist the tests run in worker processes, and only their reports reach the
+    process that prints the summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties = dict(report.user_properties)
+        lines = self._config.stash[_REPORT]
+        for name, value in report.user_properties:
+            if name == REPORT_LINE:
+                lines[str(value)] = None
+        if LABEL in properties and OUTCOME in properties:
+            features = tuple(str(v) for n, v in report.user_properties if n == FEATURE)
+            self._config.stash[_OUTCOMES][report.nodeid] = (
+                str(properties[LABEL]), str(properties[OUTCOME]), features)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             exitstatus: int, config: pytest.Config) -> None:
     outcomes = config.stash.get(_OUTCOMES, {})
-    lines = config.stash.get(_REPORT, [])
+    gathered: dict[str, None] = config.stash.get(_REPORT, {})
+    lines = list(gathered)
     if not outcomes and not lines:
         return
     terminalreporter.section("messaging contracts")

@@ -5,7 +5,8 @@ after de-duplicating redeliveries by ``message.id`` each was processed exactly o
 
 Bounded in time: the test fails when it has not finished within
 ``messaging_timing.soak_deadline`` seconds. A one-line summary (sent, delivered,
-redeliveries, seconds) goes to the terminal summary and the junit properties.
+redeliveries, seconds) goes to the terminal summary and the junit property
+``messaging_report``.
 """
 
 from __future__ import annotations
@@ -98,8 +99,7 @@ def _handle(consumer: messaging.Consumer, batch: list[messaging.Message],
 def test_soak_every_message_processed_exactly_once_after_dedup(
     *, messaging_client: messaging.Client, messaging_url: str,
     messaging_make_destination: MakeDestination, messaging_group: MakeGroup,
-    messaging_timing: Timing,
-    messaging_report: Callable[[str], None], request: pytest.FixtureRequest,
+    messaging_timing: Timing, messaging_report: Callable[[str], None],
 ) -> None:
     group = messaging_group()
     destination = messaging_make_destination(partitions=MEMBERS, groups=[group])
@@ -132,8 +132,7 @@ def test_soak_every_message_processed_exactly_once_after_dedup(
                f"redeliveries={tally.redelivered} nacked={tally.nacked} "
                f"abandoned={tally.abandoned} recycled={tally.recycled} "
                f"seconds={seconds:.1f}")
-    messaging_report(summary)
-    request.node.user_properties.append(("soak_summary", summary))
+    messaging_report(summary)  # also a junit property of the test
 
     assert not tally.errors, f"a member failed: {tally.errors[0]!r}"
     assert not any(m.is_alive() for m in members), "a member did not stop"
