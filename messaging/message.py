@@ -37,7 +37,7 @@ class Settlement(enum.Enum):
 
 # The states the hot paths (every message made, every ack) test and set, as globals: on
 # Python 3.11 ``EnumType.__getattr__`` makes reading a member off the class cost about
-# three times a global's read. The consumer's ack_many reads them from here too.
+# three times a global's read. Consumer.ack_many and the AckBatcher read them from here.
 PENDING = Settlement.PENDING
 ACKED = Settlement.ACKED
 
