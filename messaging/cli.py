@@ -217,8 +217,10 @@ def _unheard(client: messaging.Client, destination: str) -> str | None:
         return None
     try:
         groups = client.admin.groups(destination)
-    except messaging.UnsupportedFeature:
-        return None  # the backend cannot tell (RabbitMQ)
+    except messaging.MessagingError:
+        # The backend cannot tell (RabbitMQ), or may not be asked (a missing permission
+        # to list subscriptions): the send went through, and a note must not fail it.
+        return None
     if groups:
         return None
     return (f"note: {destination!r} has no group and this backend has no replay, so no "

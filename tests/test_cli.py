@@ -15,6 +15,7 @@ import pytest
 
 import messaging
 from messaging import cli
+from messaging.admin import Admin
 
 try:
     from broker_fixtures import sqs_url
@@ -143,6 +144,20 @@ def test_send_to_a_destination_nobody_will_read_says_so(
     assert "no consumer will receive" not in capsys.readouterr().err
     assert cli.main(["send", "memory://", destination, "kept"]) == 0
     assert "no consumer will receive" not in capsys.readouterr().err
+    with messaging.connect(sqs_url) as client:
+        client.admin.delete(destination)
+
+
+def test_a_send_that_went_through_succeeds_when_the_groups_cannot_be_listed(
+        sqs_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(self: object, destination: str) -> list[str]:
+        raise messaging.AuthenticationFailed("not allowed to list subscriptions")
+
+    monkeypatch.setattr(Admin, "groups", refused)
+    destination = f"cli-unlisted-{uuid.uuid4().hex[:8]}"
+    assert cli.main(["send", sqs_url, destination, "sent"]) == 0
+    assert "sent 1 message" in capsys.readouterr().err
     with messaging.connect(sqs_url) as client:
         client.admin.delete(destination)
 
