@@ -76,7 +76,10 @@ class Consumer:
             visibility_timeout=self._check_visibility(visibility_timeout),
             prefetch=_check_prefetch(prefetch),
             acked_unsent=self._acked_unsent,
+            finish_running=self._finish_running,
         )
+        # While run() works: its wait for running handlers (SubscriptionOptions).
+        self._running_wait: Callable[[Callable[[AckId], bool], float], None] | None = None
         self._outstanding: dict[AckId, Message] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -184,6 +187,13 @@ class Consumer:
         with self._lock:
             return [ack_id for ack_id, message in self._outstanding.items()
                     if message._state is Settlement.ACKED]
+
+    def _finish_running(self, leaving: Callable[[AckId], bool], timeout: float) -> None:
+        """What ``SubscriptionOptions.finish_running`` asks for: only a worker runs
+        handlers, so without one there is nothing to wait for."""
+        wait = self._running_wait
+        if wait is not None:
+            wait(leaving, timeout)
 
     def _lease(self) -> float | None:
         """Seconds a delivery stays invisible to the group, as the subscription has it."""

@@ -93,6 +93,10 @@ class Delivery:
     position: Position | None = None
 
 
+def _no_wait(leaving: Callable[[AckId], bool], timeout: float) -> None:
+    """No worker runs handlers: nothing to wait for."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SubscriptionOptions:
     """Per-consumer settings, validated by the portable layer."""
@@ -110,6 +114,17 @@ class SubscriptionOptions:
     that was done (their ``send_acks`` follows and must then be a harmless no-op). It
     takes only a lock of the portable layer that is never held across a driver call, so
     a driver may call it from any thread, under its own locks, inside ``receive_batch``."""
+    finish_running: Callable[[Callable[[AckId], bool], float], None] = _no_wait
+    """``finish_running(leaving, timeout)`` returns once no handler of the portable
+    layer's worker is still running, unsettled, on a delivery whose ack id ``leaving``
+    accepts, or after ``timeout`` seconds. A driver whose broker takes deliveries away
+    from a member on its own (a Kafka revocation) calls it before it gives them away,
+    and makes ``holds`` false for them first (so the worker starts no more of them);
+    then it settles ``acked_unsent``. So a handler running at that moment finishes and
+    its ack goes with the hand-over, instead of its work being done again by the next
+    owner. It holds no lock while it waits: settling (``send_nacks``, and the acked
+    state ``acked_unsent`` reads) goes on meanwhile, though ``send_acks`` may wait for
+    the driver."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

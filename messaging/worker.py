@@ -45,7 +45,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -53,11 +53,12 @@ from messaging import middleware
 from messaging.ack_batcher import AckBatcher
 from messaging.errors import ConfigurationError, ConnectionFailed
 from messaging.lease import kept_invisible
-from messaging.message import Message, Settlement
+from messaging.message import PENDING, Message, Settlement
 from messaging.retry import Retry
 
 if TYPE_CHECKING:
     from messaging.consumer import Consumer, Handler
+    from messaging.driver import AckId
 
 log = logging.getLogger("messaging.worker")
 
@@ -67,6 +68,7 @@ HORIZON = 1.0
 handlers are expected to start within that time (and never more than ``prefetch``)."""
 _SMOOTHING = 0.2  # weight of the latest handler time in the running average
 _MAX_OUTAGE_WAIT = 30.0
+_RUNNING_POLL = 0.01  # seconds between looks while a hand-over waits for handlers
 
 
 class Worker:
@@ -101,9 +103,15 @@ class Worker:
         self._wake = False  # a slot was freed or the ready queue ran low
         self._halted = False  # the loop ended (or must): handler threads start nothing new
         self._exit: BaseException | None = None  # a handler's SystemExit, raised by run()
+        # Messages whose handler may be running: added before the backend is asked
+        # whether the message is still held, so a hand-over that makes it not held and
+        # then looks here (finish_running) cannot miss one (set.add and list(set) are
+        # atomic: no lock on this per-message path).
+        self._active: set[Message] = set()
         self._outage = 0.0
 
     def run(self) -> None:
+        self.consumer._running_wait = self.finish_running
         try:
             # Exits run in reverse: the pool's threads finish, then their acks are sent,
             # then the keeper stops; then the consumer gives back what was not started.
@@ -114,6 +122,7 @@ class Worker:
                     self._loop(pool)
                 finally:
                     self._drain()
+                    self.consumer._running_wait = None
         except BaseException:
             try:
                 self.consumer.close()
@@ -193,6 +202,8 @@ class Worker:
         while message is not None:
             carry_on = True
             started: float | None = None
+            active = self._active
+            active.add(message)  # before the question below: see _active
             try:
                 # A message the backend took back while it waited here (its partition
                 # moved, its channel closed) is the group's next owner's to handle now.
@@ -211,6 +222,7 @@ class Worker:
                     self._exit = self._exit or exit_
                 raise
             finally:
+                active.discard(message)
                 # Even past a SystemExit the slot is accounted for, or the stop would
                 # wait for it forever.
                 seconds = None if started is None else time.monotonic() - started
@@ -253,6 +265,25 @@ class Worker:
                 self._wake = True  # just ran low: the loop tops up
                 self._state.notify_all()
         return following
+
+    def finish_running(self, leaving: Callable[[AckId], bool], timeout: float) -> None:
+        """``SubscriptionOptions.finish_running``: wait, at most ``timeout`` seconds,
+        until no handler runs unsettled on a message whose ack id ``leaving`` accepts.
+        A handler that acked (its ack may wait for the backend) or nacked counts as done:
+        its outcome is already the consumer's. Polls: the settlement that ends the wait
+        happens in the handler's thread, outside the worker's lock."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [m for m in list(self._active)
+                       if m._state is PENDING and leaving(m._ack_id)]
+            if not running:
+                return
+            if time.monotonic() >= deadline:
+                log.warning("%d handler(s) still running after %.1f s on messages the "
+                            "backend is taking away; the next owner delivers them again",
+                            len(running), timeout)
+                return
+            time.sleep(_RUNNING_POLL)
 
     def _give_back_rest(self, key: str, retried: str) -> None:
         """Nack every held message of ``key`` but the retried message ``retried`` itself

@@ -494,3 +494,37 @@ def test_a_message_the_backend_took_back_is_not_handled_nor_settled(
     with client.consumer("jobs") as again:
         back = again.receive(max_messages=10, timeout=2.0)
         assert sorted((m.body, m.attempt) for m in back) == [(b"m2", 2), (b"m4", 2)]
+
+
+def test_a_hand_over_waits_for_the_running_handlers_of_what_it_takes(
+        client: messaging.Client) -> None:
+    """``SubscriptionOptions.finish_running`` as the worker answers it: it returns at
+    once for messages no handler runs, when the handler has settled, or at its timeout;
+    otherwise when the handler finishes."""
+    client.admin.create("jobs", groups=["default"])
+    client.producer().send("jobs", b"slow")
+    consumer = client.consumer("jobs")
+    started, release, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        started.set()
+        release.wait(10)
+
+    thread = _run_until(consumer, handler, stop)
+    assert started.wait(10)
+    wait = consumer._running_wait
+    assert wait is not None, "run() offers its wait while it works"
+
+    def timed(leaving: bool, timeout: float) -> float:
+        begun = time.monotonic()
+        wait(lambda ack_id: leaving, timeout)
+        return time.monotonic() - begun
+
+    assert timed(False, 5.0) < 0.5, "waited for a handler of a message not taken"
+    assert 0.2 <= timed(True, 0.2) < 2.0, "the timeout bounds the wait"
+    threading.Timer(0.3, release.set).start()
+    assert 0.25 <= timed(True, 10.0) < 5.0, "returned before the handler finished"
+    stop.set()
+    thread.join(10)
+    assert consumer._running_wait is None
+    assert client.admin.depth("jobs") == 0

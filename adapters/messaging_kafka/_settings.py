@@ -9,6 +9,10 @@ Options (URL query, config file, environment or keyword arguments of ``connect``
 ``session_timeout`` (s, 10)
     ``session.timeout.ms`` of consumers: how long a dead member keeps its partitions.
     The broker bounds it (``group.min.session.timeout.ms``, 6 s by default).
+``revoke_wait`` (s, 10)
+    How long a rebalance that takes partitions away waits for ``run()``'s handlers
+    still running on them, so that their acks go with the hand-over. A handler still
+    running after it is delivered again to the partition's next owner; 0 never waits.
 ``max_message_bytes`` (1,000,000)
     Largest body plus headers accepted (``Capabilities.max_message_bytes``). Keep it
     below the broker's ``message.max.bytes`` / topic ``max.message.bytes`` minus the
@@ -53,6 +57,7 @@ OPTION_TYPES: Mapping[str, type] = MappingProxyType({
     "connect_timeout": float,
     "request_timeout": float,
     "session_timeout": float,
+    "revoke_wait": float,
     "max_message_bytes": int,
     "linger": float,
     "compression": str,
@@ -94,6 +99,7 @@ class Settings:
     connect_timeout: float = 10.0
     request_timeout: float = 30.0
     session_timeout: float = 10.0
+    revoke_wait: float = 10.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     linger: float = 0.005
     compression: str = "none"
@@ -119,8 +125,9 @@ class Settings:
         for name in ("connect_timeout", "request_timeout", "session_timeout"):
             if name in given:
                 given[name] = _number(name, given[name], positive=True)
-        if "linger" in given:
-            given["linger"] = _number("linger", given["linger"], positive=False)
+        for name in ("linger", "revoke_wait"):  # 0: no wait
+            if name in given:
+                given[name] = _number(name, given[name], positive=False)
         if "max_message_bytes" in given:
             value = given["max_message_bytes"]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

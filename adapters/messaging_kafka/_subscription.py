@@ -32,11 +32,13 @@ Delivery semantics
   nothing behind the nacked message overtakes it (seek-back semantics).
 * A record carrying ``x-deliver-at`` (a delayed send) waits until then without holding
   up the records behind it.
-* On revocation the member commits what it settled of the revoked partitions, the acks
-  the portable layer has not sent yet included (``SubscriptionOptions.acked_unsent``: a
-  worker's batch waiting for this commit's turn); what it held unsettled goes to the
-  next owner, and ``holds`` says so (the worker then does not start those records).
-  ``close`` commits, then leaves the group.
+* On revocation the member first stops holding the revoked partitions' records (the
+  worker then starts none of them) and waits, at most ``revoke_wait`` seconds, for the
+  worker's handlers still running on them (``SubscriptionOptions.finish_running``).
+  Then it commits what it settled of them, the acks the portable layer has not sent
+  yet included (``SubscriptionOptions.acked_unsent``: a worker's batch waiting for
+  this commit's turn); what it held unsettled goes to the next owner. ``close``
+  commits, then leaves the group.
 * ``seek`` moves the partitions this member is assigned; called before the member has
   any, it applies to the partitions of its first assignment. Records held from before
   the seek are dropped (their acks are ignored) and the new position is committed.
@@ -100,19 +102,28 @@ class KafkaSubscription(Subscription):
     def __init__(self, topic: str, group: str, make_consumer: ConsumerFactory,
                  request_timeout: float, offsets: Offsets, *,
                  starts: Mapping[int, int] | None = None,
-                 acked_unsent: Callable[[], list[AckId]] = list) -> None:
+                 acked_unsent: Callable[[], list[AckId]] = list,
+                 finish_running: Callable[[Callable[[AckId], bool], float], None] = (
+                     lambda leaving, timeout: None),
+                 revoke_wait: float = 10.0) -> None:
         """``offsets``: the first or end offsets of partitions of the topic now, read
         by the driver's admin client in one request (a consumer's watermark query would
         take one per partition). ``starts``: where the group begins on partitions it has
         no committed offset for yet (the driver could not commit them because the group
         had members). ``acked_unsent``: ``SubscriptionOptions.acked_unsent``, settled
-        with a revocation's commit."""
+        with a revocation's commit; ``finish_running``: its wait for running handlers,
+        at most ``revoke_wait`` seconds, before that."""
         self.topic = topic
         self.group = group
         self._timeout = request_timeout
         self._offsets = offsets
         self._starts = dict(starts or {})
         self._acked_unsent = acked_unsent
+        self._finish_running = finish_running
+        self._revoke_wait = revoke_wait
+        # Partitions a revocation is giving away: no longer held, though their states
+        # stay until the revocation's commit (read without the lock: a rebinding).
+        self._leaving: frozenset[int] = frozenset()
         self._state = threading.Lock()  # partition states and flags
         self._gate = threading.Lock()  # one call into the consumer at a time
         self._waiting = threading.Condition()
@@ -373,7 +384,7 @@ class KafkaSubscription(Subscription):
         # epoch): a record handed out before is then its next owner's (or sought past).
         partition, _offset, epoch = cast(tuple[int, int, int], ack_id)  # one of ours
         state = self._parts.get(partition)  # one dict read: no lock needed
-        return state is not None and state.epoch == epoch
+        return state is not None and state.epoch == epoch and partition not in self._leaving
 
     def send_nacks(self, ack_ids: Sequence[AckId], delay: float | None) -> None:
         self._check_open()
@@ -580,6 +591,17 @@ class KafkaSubscription(Subscription):
 
     def _on_revoke(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         revoked = [tp.partition for tp in partitions]
+        # Handlers still running on these partitions finish first (bounded), and the
+        # worker starts no more of them (holds is false from now): their acks then go
+        # with this commit instead of the next owner doing that work again.
+        leaving = self._leaving = frozenset(revoked)
+        try:
+            self._finish_running(
+                lambda ack_id: isinstance(ack_id, tuple) and ack_id[0] in leaving,
+                self._revoke_wait)
+        except Exception:  # the hand-over goes on: inside the client, nobody to raise to
+            log.exception("kafka: waiting for the handlers of revoked partitions %s of %r "
+                          "failed", revoked, self.topic)
         # Acks the portable layer holds back (the worker's batch, waiting for the gate
         # this thread holds) go with this commit: else the next owner would do that
         # work again. Their send_acks comes later and finds the partition gone.
@@ -595,6 +617,7 @@ class KafkaSubscription(Subscription):
                 self._parts.pop(partition, None)
                 self._unloaded.discard(partition)
                 self._paused_unloaded.discard(partition)
+            self._leaving = frozenset()  # gone from _parts: holds is false without it
         if not offsets:
             return
         try:

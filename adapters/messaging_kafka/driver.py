@@ -319,7 +319,9 @@ class KafkaDriver(Driver):
             return admin.offsets(destination, partitions, which)
 
         return KafkaSubscription(destination, group, make_consumer, settings.request_timeout,
-                                 offsets, starts=starts, acked_unsent=options.acked_unsent)
+                                 offsets, starts=starts, acked_unsent=options.acked_unsent,
+                                 finish_running=options.finish_running,
+                                 revoke_wait=settings.revoke_wait)
 
     def _declare(self, topic: str, group: str, partitions: Sequence[int]) -> dict[int, int]:
         """Give ``group`` a committed offset (the current end) on every partition that

@@ -27,7 +27,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -304,6 +304,58 @@ def test_acks_a_worker_has_not_sent_yet_are_not_redone_after_a_rebalance(
     first._settle_acks(done)  # the batch, once it goes: those of the moved partition
     kept = [m for m in held[1::2] if _partition(m) != partition]
     _settle_and_leave(client, name, group, (first, kept), (second, moved))
+
+
+def test_handlers_running_when_a_worker_joins_are_not_done_twice(
+        client: messaging.Client, moving: tuple[str, str]) -> None:
+    """A second worker joins while the first one's slow handlers run on both
+    partitions. The revocation waits for the handlers of the partition it moves, and
+    commits their acks, so the second worker does none of that work again; what the
+    first held but had not started, it skips, and the second does once."""
+    name, group = moving
+    client.admin.create(name, partitions=2, groups=[group])
+    total = 160  # about 10 s of work for the first worker alone: the second joins
+    client.producer().send_many(name, [messaging.Record(f"m{i}", key=f"k{i}")
+                                       for i in range(total)])
+    handled: list[tuple[str, str, int]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def handler_of(member: str) -> Callable[[messaging.Message], None]:
+        def handle(message: messaging.Message) -> None:
+            time.sleep(0.25)  # slow: handlers are running whenever the rebalance comes
+            with lock:
+                handled.append((str(message.value), member, message.attempt))
+        return handle
+
+    def worker(member: str) -> threading.Thread:
+        consumer = client.consumer(name, group)
+        thread = threading.Thread(target=consumer.run, args=(handler_of(member),),
+                                  kwargs={"concurrency": 4, "stop_event": stop},
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    workers = [worker("first")]
+    deadline = time.monotonic() + WAIT
+    while len(handled) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert handled, "the first worker handled nothing"
+    workers.append(worker("second"))
+    deadline = time.monotonic() + SESSION_TIMEOUT + 2 * WAIT
+    while len({value for value, _, _ in handled}) < total and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # a repeat would come now
+    stop.set()
+    for thread in workers:
+        thread.join(WAIT)
+    values = [value for value, _, _ in handled]
+    assert sorted(set(values)) == sorted(f"m{i}" for i in range(total)), "lost"
+    repeated = sorted(value for value in set(values) if values.count(value) > 1)
+    assert not repeated, f"done twice: {[h for h in handled if h[0] in repeated]}"
+    assert {member for _, member, _ in handled} == {"first", "second"}, (
+        "the second worker got no partition")
+    assert client.admin.depth(name, group) == 0
 
 
 def test_members_of_one_group_on_two_topics_close_at_once(

@@ -820,6 +820,33 @@ def test_acks_the_worker_has_not_sent_yet_go_with_a_revocations_commit(
     consumer.close()
 
 
+def test_a_revocation_waits_for_running_handlers_and_commits_their_acks(
+        client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
+    """The worker's handlers of a and b are still running when the rebalance comes: the
+    revocation stops holding the partition's records first (the worker starts no more
+    of them), waits for the handlers, and commits what they acked meanwhile."""
+    client.admin.create("jobs", groups=["g"])
+    client.producer().send_many("jobs", [b"a", b"b", b"c"])
+    consumer = client.consumer("jobs", "g")
+    a, b, c = _receive(consumer, 3)
+    batch = AckBatcher(consumer)  # not started: its acks go with the revocation
+    waits: list[tuple[bool, float, bool]] = []
+
+    def running_wait(leaving: Callable[[object], bool], timeout: float) -> None:
+        waits.append((leaving(a.delivery.ack_id), timeout,
+                      consumer._subscription.holds(c.delivery.ack_id)))
+        batch.ack(a)  # the handlers finish while the revocation waits
+        batch.ack(b)
+
+    consumer._running_wait = running_wait
+    member = clients.consumers[-1]
+    member.callbacks["revoke"](member, [TopicPartition("jobs", 0)])
+    assert waits == [(True, 10.0, False)], "it waited, with c no longer held"
+    assert cluster.offsets[("g", "jobs", 0)] == (2, "mk1;e=1;u=0;n=0:1")
+    consumer._running_wait = None
+    consumer.close()
+
+
 def test_records_from_before_a_seek_are_no_longer_held(client: messaging.Client) -> None:
     client.admin.create("jobs", groups=["g"])
     client.producer().send_many("jobs", [b"a", b"b"])
