@@ -45,7 +45,11 @@ class Retry:
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait before the delivery that follows failed ``attempt``."""
-        base = min(self.max_backoff, self.backoff * self.multiplier ** max(0, attempt - 1))
+        try:
+            grown = self.backoff * self.multiplier ** max(0, attempt - 1)
+        except OverflowError:  # past about attempt 1000 with a doubling: the cap holds
+            grown = math.inf if self.backoff else 0.0
+        base = min(self.max_backoff, grown)
         return base * (1 + self.jitter * random.random())
 
     def exhausted(self, attempt: int) -> bool:

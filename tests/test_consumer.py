@@ -231,5 +231,11 @@ def test_retry_refuses_what_is_not_a_finite_number(changes: dict[str, Any]) -> N
         messaging.Retry(**changes)
 
 
+def test_retry_waits_stay_capped_however_many_attempts() -> None:
+    # multiplier ** attempt overflows a float past about attempt 1000 with a doubling
+    assert messaging.Retry(max_backoff=2.0, jitter=0).delay_after(5000) == 2.0
+    assert messaging.Retry(backoff=0, jitter=0).delay_after(5000) == 0.0
+
+
 def test_retry_accepts_zero_waits() -> None:
     assert messaging.Retry(backoff=0, max_backoff=0, jitter=0).delay_after(3) == 0.0
