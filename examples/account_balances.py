@@ -34,10 +34,12 @@ import messaging
 EVENTS = "account-events"
 BALANCES = "balances"  # the live projection's consumer group
 # An event that came before its predecessor waits for it: short waits, capped (a growing
-# backoff would leave it waiting long after the predecessor was folded in), and enough
-# attempts that it is never given up on while the predecessor is on its way (a backend
-# without per-key order may deliver an account's events in any order).
-RETRY = messaging.Retry(max_attempts=60, backoff=0.05, max_backoff=1.0)
+# backoff would leave it waiting long after the predecessor was folded in), and never
+# given up on (a backend without per-key order may deliver an account's events in any
+# order, and an event dropped would stall its account for good). Attempts count every
+# delivery, also those where the worker gave an event back unstarted so that a retried
+# predecessor of its key is not overtaken; the run's own timeout bounds the waiting.
+RETRY = messaging.Retry(max_attempts=1_000_000, backoff=0.05, max_backoff=1.0)
 
 
 class OutOfOrder(Exception):

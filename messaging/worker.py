@@ -21,7 +21,8 @@ Delivery semantics
   to one lane and run one after another in arrival order; keyless messages run freely.
   When a message is given back for a retry, the later messages of its key that the
   worker holds are given back too, so the retry is not overtaken (they are redelivered
-  after it, with their ``attempt`` one higher).
+  after it, with their ``attempt`` one higher), where the backend keeps a key in order
+  (``ordering == "per_key"``); elsewhere they run.
 * Taken-back messages are not handled: before a handler starts, the worker asks the
   backend whether the message is still this consumer's (``Subscription.holds``); one
   whose partition moved to another member, or whose channel closed, while it waited is
@@ -88,6 +89,11 @@ class Worker:
             consumer.capabilities.max_delay, self.stop
         )
         self._most = max(concurrency, consumer._options.prefetch)
+        # Only a backend that redelivers a key in order makes a give-back keep the order.
+        # Elsewhere it would cost the later messages an attempt each and send them back
+        # to be redelivered in any order: a handler waiting for the retried one (an
+        # event fold) would then keep missing it.
+        self._in_order = consumer.capabilities.ordering == "per_key"
         self._handler_seconds: float | None = None  # running average; None: none ran yet
         # Until a handler has run its speed is unknown: a message per slot, as if slow.
         self._limit = concurrency
@@ -234,7 +240,7 @@ class Worker:
         did not run) and pick this thread's next one: the next of its key, else the
         next ready message (none once stopping, or without ``carry_on``)."""
         key = message.key
-        if key is not None and message.settlement is Settlement.NACKED:
+        if key is not None and message.settlement is Settlement.NACKED and self._in_order:
             # Its retry must not be overtaken by later messages of its key: give them
             # back too, so the broker redelivers the key in order.
             self._give_back_rest(key, message.id)

@@ -232,6 +232,30 @@ def test_a_retried_message_is_not_overtaken_by_later_messages_of_its_key(
     assert done == [0, 1, 2, 3, 4]
 
 
+def test_without_per_key_order_a_retry_does_not_give_back_the_rest_of_its_key(
+        client: messaging.Client) -> None:
+    """A backend that redelivers in any order (SQS, RabbitMQ, Redis) keeps no order by
+    a give-back: the later messages run, once each, without costing an attempt."""
+    client.admin.create("events", groups=["default"])
+    client.producer().send_many("events", [messaging.Record(i, key="k") for i in range(5)])
+    done: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        value = int(message.value)  # type: ignore[call-overload]
+        if value == 1 and message.attempt == 1:  # once 0 ran, the rest are held
+            raise RuntimeError("transient")
+        done.append((value, message.attempt))
+        if len(done) == 5:
+            stop.set()
+
+    consumer = client.consumer("events", prefetch=10)
+    consumer.capabilities = consumer.capabilities.replace(ordering="none")
+    _run_until(consumer, handler, stop,
+               retry=messaging.Retry(max_attempts=3, backoff=0.2)).join(20)
+    assert sorted(done) == [(0, 1), (1, 2), (2, 1), (3, 1), (4, 1)]
+
+
 def test_a_lease_that_cannot_be_read_leaves_the_worker_running(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     from messaging.engine.driver import EngineSubscription
