@@ -93,8 +93,9 @@ class Delivery:
     position: Position | None = None
 
 
-def _no_wait(leaving: Callable[[AckId], bool], timeout: float) -> None:
-    """No worker runs handlers: nothing to wait for."""
+def no_running_handlers(leaving: Callable[[AckId], bool], timeout: float) -> None:
+    """The default ``SubscriptionOptions.finish_running``: no worker runs handlers, so
+    there is nothing to wait for."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ class SubscriptionOptions:
     that was done (their ``send_acks`` follows and must then be a harmless no-op). It
     takes only a lock of the portable layer that is never held across a driver call, so
     a driver may call it from any thread, under its own locks, inside ``receive_batch``."""
-    finish_running: Callable[[Callable[[AckId], bool], float], None] = _no_wait
+    finish_running: Callable[[Callable[[AckId], bool], float], None] = no_running_handlers
     """``finish_running(leaving, timeout)`` returns once no handler of the portable
     layer's worker is still running, unsettled, on a delivery whose ack id ``leaving``
     accepts, or after ``timeout`` seconds. A driver whose broker takes deliveries away

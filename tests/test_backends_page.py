@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +67,10 @@ def _documented() -> str:
 
 def test_the_backends_page_shows_what_every_backend_declares(
         request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    urls: dict[str, Callable[[], str]] = {
-        "memory": lambda: "memory://",
-        "sqlite": lambda: f"sqlite:///{tmp_path / 'page.db'}",
-    }
+    engine = {"memory": "memory://", "sqlite": f"sqlite:///{tmp_path / 'page.db'}"}
     declared: dict[str, messaging.Capabilities] = {}
     for heading, (source, options) in COLUMNS.items():
-        url = urls[source]() if source in urls else str(request.getfixturevalue(source))
+        url = engine.get(source) or str(request.getfixturevalue(source))
         client = messaging.connect(url, **options)
         try:
             declared[heading] = client.capabilities

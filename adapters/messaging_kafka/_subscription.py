@@ -74,7 +74,7 @@ from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from messaging.driver import AckId, Delivery, SeekTarget, Subscription
+from messaging.driver import AckId, Delivery, SeekTarget, Subscription, no_running_handlers
 from messaging_kafka import _wire
 from messaging_kafka._client import ConsumerClient, Which, topic_partitions
 from messaging_kafka._errors import InvalidRequest, rebalancing
@@ -104,7 +104,7 @@ class KafkaSubscription(Subscription):
                  starts: Mapping[int, int] | None = None,
                  acked_unsent: Callable[[], list[AckId]] = list,
                  finish_running: Callable[[Callable[[AckId], bool], float], None] = (
-                     lambda leaving, timeout: None),
+                     no_running_handlers),
                  revoke_wait: float = 10.0) -> None:
         """``offsets``: the first or end offsets of partitions of the topic now, read
         by the driver's admin client in one request (a consumer's watermark query would

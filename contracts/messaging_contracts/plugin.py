@@ -378,14 +378,13 @@ def pytest_runtest_makereport(
         properties = [(name, value) for name, value in properties if name != OUTCOME]
         properties.append((OUTCOME, outcome))
         item.user_properties[:] = properties
-        report.user_properties = list(properties)
         url = next((str(v) for n, v in properties if n == URL_PROPERTY), None)
         if url is None:
             funcargs = getattr(item, "funcargs", {})
             url = redact(str(funcargs["messaging_url"])) if "messaging_url" in funcargs \
                 else "(no broker needed)"
-        properties.append((LABEL, _label(item, url)))
-        report.user_properties = properties
+        # The label only on this report: the summary counts the test once, from it.
+        report.user_properties = [*properties, (LABEL, _label(item, url))]
     return report
 
 
