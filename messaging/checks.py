@@ -116,6 +116,12 @@ def check_dedup(dedup_id: str | None, caps: Capabilities) -> str | None:
 
 
 def check_key(key: str | None) -> str | None:
-    if key is not None and not isinstance(key, str):
+    if key is None:
+        return None
+    if not isinstance(key, str):
         raise ConfigurationError(f"key must be a str or None, got {type(key).__name__}")
+    if not key:
+        # Kafka and Redis would keep "", RabbitMQ reads it back as no key and SQS cannot
+        # carry it: refused everywhere, so the same code means the same on every backend.
+        raise ConfigurationError("key must be a non-empty str, or None for no key")
     return key

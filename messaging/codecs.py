@@ -6,16 +6,26 @@ or text and a plain-client producer's message decodes by its own header. A messa
 without ``content-type`` decodes to its raw bytes.
 
 Encoding rules of :class:`DefaultCodec`: ``bytes`` as is (``application/octet-stream``),
-``str`` as UTF-8 (``text/plain; charset=utf-8``), dataclass instances and pydantic
-models as JSON of their fields, anything ``json.dumps`` accepts as JSON
-(``application/json``). :class:`JsonCodec` with a ``model`` decodes JSON into that
-dataclass or pydantic model.
+``str`` as UTF-8 (``text/plain; charset=utf-8``; a ``text/*`` body decodes by its
+``charset``), dataclass instances and pydantic models as JSON of their fields, anything
+``json.dumps`` accepts as JSON (``application/json``). With pydantic installed, dates,
+times, durations, UUIDs, Decimals and Enums are sent in pydantic's JSON forms, alone or
+inside a dataclass. :class:`JsonCodec` with a ``model`` decodes JSON into that dataclass
+(through pydantic when installed, so nested dataclasses and datetimes come back as such)
+or pydantic model.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import datetime
+import decimal
+import enum
+import functools
 import json
+import uuid
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from messaging.errors import SerializationError
@@ -39,13 +49,36 @@ class Codec(Protocol):
         ...
 
 
+# The values an event commonly carries that JSON has no type for. With pydantic installed
+# they travel in pydantic's JSON forms (ISO 8601 times and durations, UUID and Decimal as
+# text, an Enum as its value), inside dataclasses too; a set or bytes stays refused at the
+# top, because it would come back as something else (a list, a str).
+_PYDANTIC_SCALARS = (datetime.date, datetime.time, datetime.timedelta, uuid.UUID,
+                     decimal.Decimal, enum.Enum)
+
+
 def _jsonable(value: object) -> object:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):
         return model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        to_json = _pydantic_to_json()
+        return dataclasses.asdict(value) if to_json is None else to_json(value)
+    if isinstance(value, _PYDANTIC_SCALARS):
+        to_json = _pydantic_to_json()
+        if to_json is None:
+            raise TypeError(f"{type(value).__name__} needs pydantic to be sent as JSON "
+                            "(pip install 'messaging[pydantic]')")
+        return to_json(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _pydantic_to_json() -> Callable[[object], object] | None:
+    try:
+        from pydantic_core import to_jsonable_python
+    except ImportError:
+        return None
+    return to_jsonable_python
 
 
 class DefaultCodec:
@@ -73,10 +106,35 @@ class DefaultCodec:
             if kind == JSON_TYPE or kind.endswith("+json"):
                 return json.loads(body)
             if kind.startswith("text/"):
-                return body.decode("utf-8")
+                return body.decode(_charset(content_type))
         except (UnicodeDecodeError, ValueError) as error:
             raise SerializationError(f"body does not decode as {kind}: {error}") from error
         return body
+
+
+def _charset(content_type: str | None) -> str:
+    """The ``charset`` parameter of a text content type (UTF-8 when there is none), so a
+    plain client's ``text/plain; charset=iso-8859-1`` decodes as it was written."""
+    for parameter in (content_type or "").split(";")[1:]:
+        name, _, charset = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = charset.strip().strip('"')
+            try:
+                return codecs.lookup(charset).name
+            except LookupError:
+                raise ValueError(f"unknown charset {charset!r}") from None
+    return "utf-8"
+
+
+@functools.cache
+def _validator(model: type[Any]) -> Any:
+    """pydantic's validator for a dataclass ``model`` (nested dataclasses, datetimes and
+    the like rebuilt from their JSON forms), or None without pydantic."""
+    try:
+        from pydantic import TypeAdapter
+    except ImportError:
+        return None
+    return TypeAdapter(model).validate_python
 
 
 class JsonCodec(DefaultCodec):
@@ -96,7 +154,8 @@ class JsonCodec(DefaultCodec):
             validate = getattr(self.model, "model_validate", None)
             if callable(validate):
                 return validate(data)
-            return self.model(**data)
+            validate = _validator(self.model) if dataclasses.is_dataclass(self.model) else None
+            return self.model(**data) if validate is None else validate(data)
         except Exception as error:
             raise SerializationError(
                 f"JSON does not fit {self.model.__name__}: {error}"

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
+import enum
+import json
+import sys
+import uuid
 
 import pydantic
 import pytest
@@ -45,10 +50,60 @@ def test_encode_round_trips(value: object, body: bytes, content_type: str) -> No
     assert decoded == expected
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, dt.datetime.now(), float("nan")])
+@pytest.mark.parametrize("value", [object(), {1, 2}, {"raw": b"x"}, float("nan")])
 def test_unserialisable_values_raise_serialization_error(value: object) -> None:
     with pytest.raises(SerializationError):
         DefaultCodec().encode(value)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Placed:
+    at: dt.datetime
+    day: dt.date
+
+
+@dataclasses.dataclass
+class Event:
+    id: uuid.UUID
+    amount: decimal.Decimal
+    colour: Colour
+    placed: Placed
+    wait: dt.timedelta
+
+
+def test_a_dataclass_with_times_uuids_decimals_and_enums_round_trips() -> None:
+    event = Event(uuid.UUID(int=7), decimal.Decimal("1.10"), Colour.RED,
+                  Placed(dt.datetime(2026, 12, 4, 1, 2, 3, tzinfo=dt.UTC), dt.date(2026, 1, 2)),
+                  dt.timedelta(seconds=90))
+    body, content_type = DefaultCodec().encode(event)
+    assert json.loads(body) == {
+        "id": "00000000-0000-0000-0000-000000000007", "amount": "1.10", "colour": "red",
+        "placed": {"at": "2026-12-04T01:02:03Z", "day": "2026-01-02"}, "wait": "PT1M30S"}
+    assert content_type == JSON_TYPE
+    assert JsonCodec(Event).decode(body, content_type) == event
+    assert DefaultCodec().encode({"at": dt.date(2026, 1, 2)})[0] == b'{"at":"2026-01-02"}'
+
+
+def test_without_pydantic_a_datetime_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "pydantic_core", None)  # import now fails
+    with pytest.raises(SerializationError, match=r"messaging\[pydantic\]"):
+        DefaultCodec().encode(Placed(dt.datetime(2026, 1, 1), dt.date(2026, 1, 1)))
+    assert DefaultCodec().encode(Order(1, "tea"))[0] == b'{"id":1,"item":"tea"}'
+
+
+def test_text_decodes_by_its_charset() -> None:
+    codec = DefaultCodec()
+    assert codec.decode("crème".encode("latin-1"), "text/plain; charset=ISO-8859-1") == "crème"
+    assert codec.decode("crème".encode("utf-16"), 'text/plain;charset="utf-16"') == "crème"
+    assert codec.decode("crème".encode(), "text/plain") == "crème"
+    with pytest.raises(SerializationError, match="no-such"):
+        codec.decode(b"x", "text/plain; charset=no-such")
 
 
 def test_no_content_type_decodes_to_bytes() -> None:

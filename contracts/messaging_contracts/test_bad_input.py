@@ -6,9 +6,9 @@ error, and nothing is sent or settled.
 * a value the codec cannot encode -> ``SerializationError``, nothing of the batch sent;
 * a ``nack`` delay over ``max_delay`` (any delay where there is none) ->
   ``UnsupportedFeature``, and the message stays unsettled;
-* headers that are not str -> str, an unknown ``admin.create`` option, nonsense
-  receive arguments, and a duration that is not a finite number of seconds (NaN,
-  infinity) -> ``ConfigurationError``.
+* headers that are not str -> str, a key that is not a non-empty str, an unknown
+  ``admin.create`` option, nonsense receive arguments, and a duration that is not a
+  finite number of seconds (NaN, infinity) -> ``ConfigurationError``.
 """
 
 from __future__ import annotations
@@ -117,8 +117,26 @@ def test_headers_must_be_str_to_str(
     for headers in ({"count": 1}, {"raw": b"bytes"}, {"": "empty name"}):
         with pytest.raises(messaging.ConfigurationError):
             producer.send(destination, b"x", headers=headers)  # type: ignore[arg-type]
+    assert messaging_client.admin.depth(destination, group) == 0, "a refused send sent"
+
+
+def test_a_key_is_a_non_empty_str(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer,
+) -> None:
+    """``key=""`` would mean three things on three brokers (a key on Kafka, no key on
+    RabbitMQ, nothing SQS can carry): it is refused, and ``None`` means no key."""
+    destination, group = messaging_destination, messaging_group()
+    messaging_consumer(destination, group)
+    producer = messaging_client.producer()
     with pytest.raises(messaging.ConfigurationError):
         producer.send(destination, b"x", key=42)  # type: ignore[arg-type]
+    with pytest.raises(messaging.ConfigurationError, match="key"):
+        producer.send(destination, b"x", key="")
+    with pytest.raises(messaging.ConfigurationError, match="key"):
+        producer.send_many(destination, [b"x"], key="")
+    with pytest.raises(messaging.ConfigurationError, match="key"):
+        producer.send_many(destination, [b"fine", messaging.Record(b"x", key="")])
     assert messaging_client.admin.depth(destination, group) == 0, "a refused send sent"
 
 
