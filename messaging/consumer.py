@@ -20,6 +20,7 @@ closed consumer raises ``MessagingError`` on use.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,8 +41,6 @@ from messaging.guard import native_errors
 from messaging.message import ACKED, PENDING, Message, Settlement
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     from messaging.client import Client
     from messaging.retry import Retry
 
@@ -116,8 +115,14 @@ class Consumer:
         """Move the group to ``"beginning"``, ``"end"``, a datetime or a ``position``."""
         if not self.capabilities.replay:
             raise UnsupportedFeature(f"{self._client.url}: this backend has no replay/seek")
-        if not (target in ("beginning", "end") or isinstance(target, str)
-                or hasattr(target, "timestamp")):
+        if isinstance(target, dt.datetime):
+            if target.utcoffset() is None:
+                # Python reads a naive datetime as local time, which differs between the
+                # service and the broker's clock (and between machines): refused here once.
+                raise ConfigurationError(
+                    f"seek needs a timezone-aware datetime, got {target!r} (for example "
+                    "datetime.now(timezone.utc))")
+        elif not isinstance(target, str):
             raise ConfigurationError(f"cannot seek to {target!r}")
         with native_errors(self._client._driver, f"seek {self.destination!r}"):
             self._live().seek(target)

@@ -205,7 +205,9 @@ class Subscription(abc.ABC):
         return True
 
     def seek(self, target: SeekTarget) -> None:
-        """Move the group's position; only called where ``capabilities.replay`` holds."""
+        """Move the group's position; only called where ``capabilities.replay`` holds.
+        A datetime ``target`` is always timezone-aware (the portable layer refuses naive
+        ones); a str other than ``"beginning"``/``"end"`` is a position to parse."""
         raise NotImplementedError
 
     def send_dead_letters(self, letters: Sequence[DeadLetter]) -> None:

@@ -187,10 +187,7 @@ def last_delivered_for(target: SeekTarget) -> str:
         return "0"
     if target == "end":
         return "$"
-    if isinstance(target, dt.datetime):
-        if target.tzinfo is None:
-            raise RedisRefused(ErrorCode.CONFIGURATION,
-                               f"seek needs a timezone-aware datetime, got {target!r}")
+    if isinstance(target, dt.datetime):  # timezone-aware: the portable layer checked
         micros = (target - _EPOCH) // dt.timedelta(microseconds=1)
         millis = -(-micros // 1000)  # a time inside a millisecond starts at the next one
         return "0" if millis <= 0 else f"{millis - 1}-{_MAX_SEQUENCE}"

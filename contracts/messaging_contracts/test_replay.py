@@ -1,6 +1,7 @@
 """Contract 5, replay (where ``capabilities.replay``): a new group can start at the
 beginning, and ``seek`` moves a group to ``"beginning"``, ``"end"``, a ``datetime`` or a
 message's ``position``. Without replay every ``seek`` raises ``UnsupportedFeature``.
+A naive datetime is refused with ``ConfigurationError``.
 
 A position seek is inclusive: ``seek(message.position)`` delivers that message again.
 """
@@ -140,3 +141,6 @@ def test_seek_to_a_time_rereads_what_came_after(
 
     _same(got, after, caps.ordering == "per_key")
     assert_quiet(consumer, messaging_timing.quiet, "from before the seek time")
+    # A naive datetime would be read as the local time of whichever machine looked.
+    with pytest.raises(messaging.ConfigurationError, match="timezone-aware"):
+        consumer.seek(moment.replace(tzinfo=None))

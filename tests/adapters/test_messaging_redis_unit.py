@@ -233,7 +233,7 @@ def test_seek_targets(target: Any, last_delivered: str) -> None:
     assert _wire.last_delivered_for(target) == last_delivered
 
 
-@pytest.mark.parametrize("target", ["yesterday", "12", "1-2-3", dt.datetime(2024, 1, 1)])
+@pytest.mark.parametrize("target", ["yesterday", "12", "1-2-3"])
 def test_bad_seek_targets_are_configuration_errors(target: Any) -> None:
     with pytest.raises(RedisRefused) as caught:
         _wire.last_delivered_for(target)
