@@ -225,7 +225,8 @@ class Consumer:
         ``max(prefetch, concurrency)`` messages are held at a time, fewer for slow
         handlers; they are received in batches, and the acks of handlers that return
         without settling are sent in batches (see :mod:`messaging.worker`). A handler's
-        ``SystemExit`` stops the worker the same way, and is then raised here."""
+        ``SystemExit`` stops the worker the same way, and is then raised here. Handlers
+        run in threads, so an ``async def`` handler is refused (``ConfigurationError``)."""
         from messaging.worker import Worker
 
         if dead_letter is not None:

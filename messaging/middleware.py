@@ -16,6 +16,7 @@ so the worker composes them and a user can add their own around the innermost ca
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import Callable
@@ -32,6 +33,14 @@ Handler = Callable[[Message], object]
 def settle(handler: Handler, ack: Callable[[Message], None] = Message.ack) -> Handler:
     def settled(message: Message) -> object:
         result = handler(message)
+        if result is not None and inspect.isawaitable(result):
+            # A handler that is async after all (a wrapper the worker's check cannot see
+            # through): nothing ran, so it fails like any handler rather than being acked.
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()  # no "never awaited" warning on top of this error
+            raise TypeError(f"the handler returned {type(result).__name__}, an awaitable "
+                            "nobody awaits: handlers must be plain functions")
         if message.settlement is Settlement.PENDING:
             ack(message)
         return result

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
 import logging
 import signal
 import threading
@@ -79,6 +80,13 @@ class Worker:
             raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
         if not callable(handler):
             raise ConfigurationError("handler must be callable")
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+                getattr(handler, "__call__", None)):  # noqa: B004 (an async __call__)
+            # Called from a thread it would return a coroutine nobody awaits, and the
+            # message would be acked unhandled.
+            raise ConfigurationError(
+                f"handler {getattr(handler, '__name__', handler)!r} is async: run() calls "
+                "handlers in threads; pass a plain function (it may call asyncio.run)")
         self.consumer = consumer
         self.concurrency = concurrency
         self.stop = stop_event or threading.Event()

@@ -552,3 +552,52 @@ def test_a_hand_over_waits_for_the_running_handlers_of_what_it_takes(
     thread.join(10)
     assert consumer._running_wait is None
     assert client.admin.depth("jobs") == 0
+
+
+class _AsyncCall:
+    async def __call__(self, message: messaging.Message) -> None:
+        return None
+
+
+async def _async_handler(message: messaging.Message) -> None:
+    return None
+
+
+@pytest.mark.parametrize("handler", [_async_handler, _AsyncCall()], ids=["function", "call"])
+def test_an_async_handler_is_refused_before_anything_is_received(
+    client: messaging.Client, handler: object,
+) -> None:
+    client.admin.create("orders", groups=["default"])
+    client.producer().send("orders", b"kept")
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()  # ends the run that the refusal must prevent
+    with pytest.raises(messaging.ConfigurationError, match="async"):
+        client.consumer("orders").run(handler, stop_event=stop)  # type: ignore[arg-type]
+    assert client.admin.depth("orders", "default") == 1
+
+
+def test_a_handler_returning_an_awaitable_fails_instead_of_acking_unhandled(
+    client: messaging.Client,
+) -> None:
+    """A plain wrapper around an async function gets past the check at the start: what
+    it returns shows that nothing ran, and the message is retried, then dead-lettered."""
+    client.admin.create("orders.dlq", groups=["ops"])
+    client.admin.create("orders", groups=["default"])
+    client.producer().send("orders", b"order")
+    calls: list[int] = []
+    stop = threading.Event()
+
+    def wrapper(message: messaging.Message) -> object:
+        calls.append(message.attempt)
+        if len(calls) == 2:
+            threading.Timer(0.3, stop.set).start()
+        return _async_handler(message)
+
+    _run_until(client.consumer("orders"), wrapper, stop,
+               retry=messaging.Retry(max_attempts=2, backoff=0.01),
+               dead_letter="orders.dlq").join(20)
+    assert calls == [1, 2]
+    with client.consumer("orders.dlq", group="ops") as ops:
+        (letter,) = ops.receive(1, timeout=2)
+    assert letter.headers["x-dead-letter-error"].startswith("TypeError: the handler returned "
+                                                            "coroutine")
