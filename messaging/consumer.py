@@ -87,18 +87,29 @@ class Consumer:
     # -- receiving --------------------------------------------------------------------
     def receive(self, max_messages: int = 10, timeout: float = 1.0) -> list[Message]:
         """Up to ``max_messages`` messages, waiting at most ``timeout`` seconds for the
-        first; [] when none came."""
+        first; [] when none came, or when another thread closed the consumer meanwhile
+        (which also ends iteration)."""
         if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
             raise ConfigurationError(f"max_messages must be an int >= 1, got {max_messages!r}")
         timeout = checks.check_seconds("timeout", timeout, zero=True)
         subscription = self._live()
-        with native_errors(self._client._driver, "receive from %r", self.destination):
-            deliveries = subscription.receive_batch(max_messages, timeout)
+        try:
+            with native_errors(self._client._driver, "receive from %r", self.destination):
+                deliveries = subscription.receive_batch(max_messages, timeout)
+        except MessagingError:
+            if self._closed:
+                return []  # closed by another thread while this one waited: no failure
+            raise
         messages = [Message(delivery, self) for delivery in deliveries]
         with self._lock:
-            # A dict built in one comprehension: feeding update() (key, value) pairs
-            # from a generator costs twice as much per message.
-            self._outstanding.update({m._ack_id: m for m in messages})
+            closed = self._closed
+            if not closed:
+                # A dict built in one comprehension: feeding update() (key, value) pairs
+                # from a generator costs twice as much per message.
+                self._outstanding.update({m._ack_id: m for m in messages})
+        if closed:
+            self._give_back_late(messages)
+            return []
         return messages
 
     def __iter__(self) -> Iterator[Message]:
@@ -286,6 +297,21 @@ class Consumer:
             self._client.admin.create(self.destination)
             with native_errors(driver, doing):
                 return driver.subscribe(self.destination, self.group, self._options)
+
+    def _give_back_late(self, messages: Sequence[Message]) -> None:
+        """Give back what a receive fetched while another thread closed the consumer:
+        close() gave back only what it knew of, and these may even be what it gave back,
+        fetched again. Where the backend keeps a lease they would otherwise wait out the
+        visibility timeout; where closing took them back already (a Kafka partition, a
+        RabbitMQ channel) the give-back fails, and that is no error."""
+        if not messages:
+            return
+        try:
+            with native_errors(self._client._driver, f"release on {self.destination!r}"):
+                self._subscription.send_nacks([m._ack_id for m in messages], None)
+        except MessagingError as error:
+            log.debug("giving back %d message(s) fetched during close: %s",
+                      len(messages), error)
 
     def _live(self) -> Subscription:
         if self._closed:

@@ -74,6 +74,36 @@ def test_unacked_messages_return_when_the_consumer_closes(
     assert messaging_client.admin.depth(destination, group) == 0
 
 
+def test_closing_from_another_thread_ends_iteration_and_gives_back(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    """The way to stop a ``for message in consumer`` loop from outside is ``close()``:
+    the loop ends, even when the close lands while a receive waits on the broker, and
+    nothing is raised; what was not acked is the group's again."""
+    destination, group = messaging_destination, messaging_group()
+    consumer = messaging_consumer(destination, group)
+    messaging_client.producer().send_many(destination, [b"acked", b"kept"], key="one-key")
+
+    seen: list[messaging.Message] = []
+    closer = threading.Timer(0.3, consumer.close)
+    started = time.monotonic()
+    for message in consumer:  # raises if the close makes the waiting receive fail
+        seen.append(message)
+        if message.body == b"acked":
+            message.ack()
+        if len(seen) == 2:
+            closer.start()  # the loop is back in receive (nothing left) when it lands
+        assert time.monotonic() - started < messaging_timing.deliver, describe(seen)
+    closer.join()
+    assert sorted(bodies(seen)) == [b"acked", b"kept"], describe(seen)
+
+    second = messaging_consumer(destination, group)
+    (again,) = receive_until(second, 1, messaging_timing.deliver, ack=True)
+    assert again.body == b"kept", describe([again])
+    assert_quiet(second, messaging_timing.quiet, "after the given-back message was acked")
+
+
 def test_nack_requeue_redelivers_with_attempt_plus_one(
     *, messaging_client: messaging.Client, messaging_destination: str,
     messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
