@@ -79,6 +79,7 @@ class Consumer:
         )
         # While run() works: its wait for running handlers (SubscriptionOptions).
         self._running_wait: Callable[[Callable[[AckId], bool], float], None] | None = None
+        self._worker_running = False  # run() is under way (guarded by _lock)
         self._outstanding: dict[AckId, Message] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -242,7 +243,19 @@ class Consumer:
 
         if dead_letter is not None:
             self.dead_letter = checks.check_name("dead_letter", dead_letter)
-        Worker(self, handler, concurrency, retry, stop_event).run()
+        worker = Worker(self, handler, concurrency, retry, stop_event)
+        with self._lock:
+            if self._worker_running:
+                # Two loops would share one set of held messages and one revocation
+                # wait, each settling what the other counts as its own.
+                raise ConfigurationError(
+                    f"consumer of {self.destination!r} is already running a worker; for "
+                    "more handlers raise concurrency, or make another consumer")
+            self._worker_running = True
+        try:
+            worker.run()
+        finally:
+            self._worker_running = False
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:

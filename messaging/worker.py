@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 
 from messaging import middleware
 from messaging.ack_batcher import AckBatcher
-from messaging.errors import ConfigurationError, ConnectionFailed
+from messaging.errors import ConfigurationError, ConnectionFailed, MessagingError
 from messaging.lease import kept_invisible
 from messaging.message import PENDING, Message, Settlement
 from messaging.retry import Retry
@@ -151,7 +151,10 @@ class Worker:
             raise self._exit
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
-        while not (self.stop.is_set() or self._halted):
+        consumer = self.consumer
+        # A consumer closed by another thread (client.close() at shutdown, say) gave
+        # back what it held: the loop ends as if stopped, and run() returns.
+        while not (self.stop.is_set() or self._halted or consumer._closed):
             with self._lock:
                 self._resize()
                 starts = []
@@ -186,7 +189,11 @@ class Worker:
         and the worker carries on (unsettled messages are redelivered meanwhile)."""
         try:
             batch = self.consumer.receive(count, timeout=timeout)
-        except ConnectionFailed as error:
+        except MessagingError as error:
+            if self.consumer._closed:
+                return []  # closed from outside: the loop ends
+            if not isinstance(error, ConnectionFailed):
+                raise
             self._outage = min(_MAX_OUTAGE_WAIT, max(_POLL, self._outage * 2))
             log.warning("receive failed, retrying in %.1f s: %s", self._outage, error)
             self.stop.wait(self._outage)

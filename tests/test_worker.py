@@ -601,3 +601,53 @@ def test_a_handler_returning_an_awaitable_fails_instead_of_acking_unhandled(
         (letter,) = ops.receive(1, timeout=2)
     assert letter.headers["x-dead-letter-error"].startswith("TypeError: the handler returned "
                                                             "coroutine")
+
+
+def test_a_second_run_on_the_same_consumer_is_refused(client: messaging.Client) -> None:
+    client.admin.create("orders", groups=["default"])
+    consumer = client.consumer("orders")
+    stop = threading.Event()
+    first = _run_until(consumer, lambda message: None, stop)
+    try:
+        deadline = time.monotonic() + 5
+        while not consumer._worker_running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(messaging.ConfigurationError, match="already running"):
+            consumer.run(lambda message: None, stop_event=stop)
+        assert not consumer.closed, "the refused run must leave the running one alone"
+    finally:
+        stop.set()
+        first.join(10)
+    assert not first.is_alive()
+
+
+def test_closing_the_client_ends_a_running_worker_and_keeps_what_it_did_not_ack(
+    client: messaging.Client,
+) -> None:
+    """client.close() at shutdown, from another thread: run() returns instead of raising,
+    the handler that was running finishes, and what was not acked is delivered again."""
+    client.admin.create("orders", groups=["default"])
+    client.producer().send("orders", b"slow")
+    started, outcome = threading.Event(), []
+
+    def handler(message: messaging.Message) -> None:
+        started.set()
+        time.sleep(0.5)
+
+    def run() -> None:
+        try:
+            client.consumer("orders").run(handler)
+            outcome.append("returned")
+        except BaseException as error:
+            outcome.append(repr(error))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(5)
+    url = client.url.redacted
+    client.close()
+    worker.join(10)
+    assert outcome == ["returned"]
+    with messaging.connect(url) as again, again.consumer("orders") as consumer:
+        (message,) = consumer.receive(1, timeout=5)
+        assert (message.body, message.attempt) == (b"slow", 2)
