@@ -23,6 +23,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from messaging.errors import (
     UnsupportedFeature,
 )
 from messaging.guard import native_errors
+from messaging.intake import HORIZON, Pace
 from messaging.message import ACKED, PENDING, Message, Settlement
 
 if TYPE_CHECKING:
@@ -114,14 +116,25 @@ class Consumer:
         return messages
 
     def __iter__(self) -> Iterator[Message]:
-        """Messages forever, fetched ``prefetch`` at a time, until the consumer closes.
-        One the backend took back while it waited in the batch (a Kafka partition that
-        moved, a RabbitMQ channel that closed) is not yielded: the group delivers it
-        again."""
+        """Messages forever, until the consumer closes (from another thread too).
+
+        They are fetched in batches sized by how long the loop's body takes per message
+        (:mod:`messaging.intake`): up to ``prefetch`` for quick work, about one for slow
+        work, so that slow work is shared by the group's members and held messages do not
+        outlive a visibility timeout while they wait their turn. One the backend took back
+        while it waited in the batch (a Kafka partition that moved, a RabbitMQ channel that
+        closed) is not yielded: the group delivers it again."""
+        pace = Pace()
+        most = self._options.prefetch
+        visibility = self._options.visibility_timeout
+        horizon = None if visibility is None else min(HORIZON, visibility / 2)
+        clock = time.monotonic
         while not self._closed:
-            for message in self.receive(self._options.prefetch, timeout=1.0):
+            for message in self.receive(pace.limit(1, most, horizon), timeout=1.0):
                 if self._still_held(message):
+                    started = clock()
                     yield message
+                    pace.record(clock() - started)
 
     def seek(self, target: SeekTarget | dt.datetime) -> None:
         """Move the group to ``"beginning"``, ``"end"``, a datetime or a ``position``."""

@@ -7,10 +7,10 @@ Delivery semantics
   received and waiting for a slot), so a slow handler slows the intake instead of
   filling memory (backpressure). ``prefetch`` is the consumer's (100 by default).
   Within that bound the worker holds no more waiting messages than its handlers, at
-  their average speed so far, will start within :data:`HORIZON` (a second): quick
-  handlers get batches of up to ``prefetch``, slow ones about a message per slot, so
-  slow work spreads over a group's members instead of waiting in one of them. Until a
-  handler has finished, the worker takes a message per slot.
+  their average speed so far, will start within :data:`~messaging.intake.HORIZON` (a
+  second): quick handlers get batches of up to ``prefetch``, slow ones about a message
+  per slot, so slow work spreads over a group's members instead of waiting in one of
+  them. Until a handler has finished, the worker takes a message per slot.
 * Batches, not round trips: the worker receives many messages per call (it tops up when
   fewer than half of what it may hold, or fewer than ``concurrency``, wait for a slot),
   and a handler thread that finishes takes the next waiting message itself. The acks of
@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 from messaging import middleware
 from messaging.ack_batcher import AckBatcher
 from messaging.errors import ConfigurationError, ConnectionFailed, MessagingError
+from messaging.intake import Pace
 from messaging.lease import kept_invisible
 from messaging.message import PENDING, Message, Settlement
 from messaging.retry import Retry
@@ -65,10 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("messaging.worker")
 
 _POLL = 0.5  # seconds a receive waits before the loop looks at the stop flag again
-HORIZON = 1.0
-"""Seconds of work the worker takes in ahead: it holds no more waiting messages than its
-handlers are expected to start within that time (and never more than ``prefetch``)."""
-_SMOOTHING = 0.2  # weight of the latest handler time in the running average
 _MAX_OUTAGE_WAIT = 30.0
 _RUNNING_POLL = 0.01  # seconds between looks while a hand-over waits for handlers
 
@@ -102,7 +99,7 @@ class Worker:
         # to be redelivered in any order: a handler waiting for the retried one (an
         # event fold) would then keep missing it.
         self._in_order = consumer.capabilities.ordering == "per_key"
-        self._handler_seconds: float | None = None  # running average; None: none ran yet
+        self._pace = Pace()  # of the handlers: the loop sizes the intake by it
         # Until a handler has run its speed is unknown: a message per slot, as if slow.
         self._limit = concurrency
         self._low_water = concurrency
@@ -262,9 +259,7 @@ class Worker:
         following: Message | None = None
         with self._lock:
             if seconds is not None:
-                average = self._handler_seconds  # the loop sizes the intake by it
-                self._handler_seconds = (seconds if average is None
-                                         else average + _SMOOTHING * (seconds - average))
+                self._pace.record(seconds)
             if not carry_on:
                 self._halted = True
             stopping = self._halted or self.stop.is_set()
@@ -343,13 +338,10 @@ class Worker:
         ``prefetch`` in batches, slow ones about a message per slot, so that a group's
         members share slow work instead of one of them holding what it will not start
         for minutes. Call with ``_lock`` held."""
-        average = self._handler_seconds
-        if average is None:
+        if self._pace.seconds is None:
             return  # no handler finished yet: a message per slot
-        concurrency = self.concurrency
-        ahead = self._most if average <= 0 else concurrency * HORIZON / average
-        self._limit = min(self._most, concurrency + int(ahead))
-        self._low_water = max(concurrency, self._limit // 2)
+        self._limit = self._pace.limit(self.concurrency, self._most)
+        self._low_water = max(self.concurrency, self._limit // 2)
 
     def _drain(self) -> None:
         with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -217,6 +219,63 @@ def test_iteration_skips_a_message_the_backend_took_back(client: messaging.Clien
     assert seen == [b"a", b"c"]
     with client.consumer("orders") as again:
         assert [(m.body, m.attempt) for m in again.receive(10, timeout=1)] == [(b"b", 2)]
+
+
+def test_iteration_takes_in_batches_for_quick_work_and_few_for_slow(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    client.admin.create("orders", groups=["default"])
+    client.producer().send_many("orders", list(range(30)))
+    consumer = client.consumer("orders", prefetch=10)
+    asked: list[int] = []
+    receive = consumer.receive
+
+    def counting(max_messages: int = 10, timeout: float = 1.0) -> list[messaging.Message]:
+        asked.append(max_messages)
+        return receive(max_messages, timeout)
+
+    monkeypatch.setattr(consumer, "receive", counting)
+    for n, message in enumerate(consumer, 1):
+        message.ack()
+        if n > 15:
+            time.sleep(0.3)  # now slower than the horizon (a second) allows 10 of
+        if n == 27:
+            break
+    consumer.close()
+    assert asked[0] == 1, "until the work's speed is known: one message, as if slow"
+    assert asked[1:3] == [10, 10], "quick work: prefetch at a time"
+    assert len(asked) > 3, asked
+    assert max(asked[3:]) <= 6, asked  # the average is on its way to 0.3 s: 1 + 1/0.3
+
+
+def test_slow_iteration_by_two_members_does_not_outlive_the_visibility_timeout(
+        client: messaging.Client) -> None:
+    """Each member holds what its loop gets to within the horizon: before that, the first
+    member took all 12 at once and the last ones lapsed and were delivered twice."""
+    client.admin.create("orders", groups=["default"])
+    client.producer().send_many("orders", list(range(12)))
+    handled: list[object] = []
+    lock = threading.Lock()
+    consumers = [client.consumer("orders", visibility_timeout=2.0) for _ in range(2)]
+    # Once all are handled, both loops are ended a little later: a lapsed message would
+    # be back by then, and be handled twice.
+    stop = threading.Timer(0.5, lambda: [c.close() for c in consumers])
+
+    def member(consumer: messaging.Consumer) -> None:
+        for message in consumer:
+            with lock:
+                handled.append(message.value)
+            time.sleep(0.25)
+            message.ack()
+            with lock:
+                if len(set(handled)) == 12 and stop.ident is None:
+                    stop.start()
+
+    members = [threading.Thread(target=member, args=(c,)) for c in consumers]
+    for thread in members:
+        thread.start()
+    for thread in members:
+        thread.join(20)
+    assert sorted(handled) == list(range(12))  # type: ignore[type-var]
 
 
 @pytest.mark.parametrize("changes", [

@@ -331,7 +331,7 @@ def test_slow_handlers_hold_a_message_per_slot(
         client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """Handlers slower than the horizon: the worker takes in no more than it has slots,
     so slow work spreads over a group's members instead of waiting in one of them."""
-    monkeypatch.setattr("messaging.worker.HORIZON", 0.01)
+    monkeypatch.setattr("messaging.intake.HORIZON", 0.01)
     found = _held_back_by_the_worker(client, messages=30, quick=4, slow=0.05,
                                      concurrency=2, prefetch=100)
     assert found == 30 - 4 - 2
