@@ -210,8 +210,9 @@ def _with_content_type(headers: dict[str, str], content_type: str | None,
                        caps: Capabilities) -> dict[str, str]:
     """``headers`` (checked) plus the codec's ``content-type`` unless the user set one;
     a new dict when one is added, so a mapping shared by a batch stays as it was."""
-    if content_type is None or CONTENT_TYPE in headers:
-        return headers
+    if content_type is None or CONTENT_TYPE in headers or (
+            headers and any(name.lower() == CONTENT_TYPE for name in headers)):
+        return headers  # the user's own, whatever its case: never two of them
     typed = {**headers, CONTENT_TYPE: content_type}
     # Only the count can change by adding our own well-formed header.
     checks.check_header_count(typed, caps)

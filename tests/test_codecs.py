@@ -13,6 +13,7 @@ import uuid
 import pydantic
 import pytest
 
+import messaging
 from messaging.codecs import BYTES_TYPE, JSON_TYPE, TEXT_TYPE, DefaultCodec, JsonCodec
 from messaging.errors import SerializationError
 
@@ -120,3 +121,14 @@ def test_json_codec_builds_models() -> None:
     assert JsonCodec(Payment).decode(b'{"id":3,"amount":2}', None) == Payment(id=3, amount=2)
     with pytest.raises(SerializationError):
         JsonCodec(Order).decode(b'{"id":3}', None)
+
+
+def test_a_content_type_header_is_found_whatever_its_case() -> None:
+    with messaging.connect(f"memory://{uuid.uuid4().hex}") as client:
+        client.admin.create("orders", groups=["g"])
+        producer = client.producer()
+        producer.send("orders", b'{"id":1}', headers={"Content-Type": "application/json"})
+        with client.consumer("orders", "g") as consumer:
+            (message,) = consumer.receive(1, timeout=1)
+    assert message.value == {"id": 1}
+    assert message.headers == {"Content-Type": "application/json"}, "one, the user's own"
