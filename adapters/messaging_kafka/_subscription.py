@@ -82,6 +82,8 @@ from messaging_kafka._offsets import PartitionState, Taken, decode
 
 log = logging.getLogger("messaging.kafka")
 
+MAX_CONSUME = 1_000_000  # confluent-kafka's bound on consume(num_messages)
+
 SLICE = 0.02
 """Longest single wait inside the client while other threads may need it (seconds)."""
 _YIELD_LIMIT = 0.2
@@ -183,6 +185,9 @@ class KafkaSubscription(Subscription):
             if self._ahead:
                 return  # an ack took the next batch while this thread waited for the gate
             consumer = self._consumer
+            # librdkafka refuses more than MAX_CONSUME a call; a receive returns "up to"
+            # what was asked, so a larger ask takes that many.
+            max_messages = min(max_messages, MAX_CONSUME)
             messages = consumer.consume(max_messages, 0)
             if not messages and wait > 0:
                 messages = consumer.consume(1, wait)
@@ -260,7 +265,8 @@ class KafkaSubscription(Subscription):
                     state.holds_out() for state in self._parts.values()):
                 return
         try:
-            messages = consumer.consume(count, 0)  # what the client holds: no waiting
+            # What the client holds: no waiting.
+            messages = consumer.consume(min(count, MAX_CONSUME), 0)
         except KafkaException as failure:
             self._error = failure  # the next receive raises it: this ack goes on
             return

@@ -102,6 +102,8 @@ from messaging_rabbitmq._transport import (
 REQUEUE_WITHIN = 0.2
 """Longest wait before a nacked message is back in its queue (see ``_requeue_soon``)."""
 log = logging.getLogger("messaging.rabbitmq")
+
+MAX_QOS = 65535  # basic.qos prefetch_count is an AMQP short
 _FIRST_BACKOFF = 0.5
 _MAX_BACKOFF = 30.0
 _PROPERTIES_OVERHEAD = 1024  # frame header, end marker and every non-header property
@@ -405,7 +407,9 @@ class RabbitSubscription(Subscription):
         self.destination = destination
         self.group = group
         self.queue = queue
-        self._prefetch = prefetch
+        # basic.qos carries prefetch_count as a 16-bit number: a larger prefetch holds at
+        # most that many (a bound on what is held, which holding fewer keeps).
+        self._prefetch = min(prefetch, MAX_QOS)
         # The state below is guarded by _lock; _ready (on the same lock) signals a
         # waiting receive. Critical sections take the lock itself: a Condition's own
         # __enter__ and __exit__ are Python calls, and one runs for every delivery.

@@ -13,6 +13,7 @@ error, and nothing is sent or settled.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -157,6 +158,25 @@ def test_nonsense_receive_arguments_are_refused(
         consumer.receive(max_messages=0)
     with pytest.raises(messaging.ConfigurationError):
         consumer.receive(max_messages=1, timeout=-1.0)
+
+
+def test_huge_receive_and_prefetch_are_only_upper_bounds(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    """Not bad input: ``max_messages`` and ``prefetch`` bound what is handed out or held,
+    so numbers past a client library's own limits (confluent-kafka's million a call,
+    AMQP's 16-bit prefetch) take what there is instead of failing."""
+    destination, group = messaging_destination, messaging_group()
+    consumer = messaging_consumer(destination, group, prefetch=2**31)
+    messaging_client.producer().send_many(destination, [b"a", b"b"])
+    got: list[messaging.Message] = []
+    deadline = time.monotonic() + messaging_timing.deliver
+    while len(got) < 2 and time.monotonic() < deadline:
+        got += consumer.receive(max_messages=2**31, timeout=0.5)
+    assert sorted(m.body for m in got) == [b"a", b"b"]
+    consumer.ack_many(got)
+    assert_quiet(consumer, messaging_timing.quiet, "after both were acked")
 
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), "1"], ids=["nan", "inf", "str"])
