@@ -250,8 +250,10 @@ class Consumer:
         ``max(prefetch, concurrency)`` messages are held at a time, fewer for slow
         handlers; they are received in batches, and the acks of handlers that return
         without settling are sent in batches (see :mod:`messaging.worker`). A handler's
-        ``SystemExit`` stops the worker the same way, and is then raised here. Handlers
-        run in threads, so an ``async def`` handler is refused (``ConfigurationError``)."""
+        ``SystemExit`` stops the worker the same way, and is then raised here. Closing the
+        consumer (or its client) from another thread ends the loop too, and run() returns.
+        Handlers run in threads, so an ``async def`` handler is refused
+        (``ConfigurationError``), as is a second run() while one is under way."""
         from messaging.worker import Worker
 
         if dead_letter is not None:

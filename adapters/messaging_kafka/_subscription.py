@@ -185,7 +185,7 @@ class KafkaSubscription(Subscription):
             if self._ahead:
                 return  # an ack took the next batch while this thread waited for the gate
             consumer = self._consumer
-            # librdkafka refuses more than MAX_CONSUME a call; a receive returns "up to"
+            # confluent-kafka refuses more than MAX_CONSUME a call; a receive returns "up to"
             # what was asked, so a larger ask takes that many.
             max_messages = min(max_messages, MAX_CONSUME)
             messages = consumer.consume(max_messages, 0)
