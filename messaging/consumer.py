@@ -67,9 +67,7 @@ class Consumer:
     ) -> None:
         self.destination = checks.check_name("destination", destination)
         self.group = checks.check_name("group", group)
-        self.dead_letter = (
-            None if dead_letter is None else checks.check_name("dead_letter", dead_letter)
-        )
+        self.dead_letter = None if dead_letter is None else self._check_dead_letter(dead_letter)
         self.codec = codec
         self._client = client
         self.capabilities: Capabilities = client.capabilities_for(destination)
@@ -257,7 +255,7 @@ class Consumer:
         from messaging.worker import Worker
 
         if dead_letter is not None:
-            self.dead_letter = checks.check_name("dead_letter", dead_letter)
+            self.dead_letter = self._check_dead_letter(dead_letter)
         worker = Worker(self, handler, concurrency, retry, stop_event)
         with self._lock:
             if self._worker_running:
@@ -325,6 +323,17 @@ class Consumer:
             self._client.admin.create(self.destination)
             with native_errors(driver, doing):
                 return driver.subscribe(self.destination, self.group, self._options)
+
+    def _check_dead_letter(self, name: str) -> str:
+        checks.check_name("dead_letter", name)
+        if name == self.destination:
+            # Each letter would arrive here again as a new message with attempt 1, fail
+            # again and be lettered again: a loop that never ends.
+            raise ConfigurationError(
+                f"dead_letter {name!r} is the destination consumed: letters would come "
+                "straight back; use another destination (such as "
+                f"{self.destination + '.dlq'!r})")
+        return name
 
     def _give_back_late(self, messages: Sequence[Message]) -> None:
         """Give back what a receive fetched while another thread closed the consumer:

@@ -2,7 +2,8 @@
 error, and nothing is sent or settled.
 
 * an unknown option (keyword or URL query) -> ``ConfigurationError``, before connecting;
-* an empty or illegal destination or group name -> ``ConfigurationError``;
+* an empty or illegal destination or group name, or a dead-letter destination that is
+  the destination consumed -> ``ConfigurationError``;
 * a value the codec cannot encode -> ``SerializationError``, nothing of the batch sent;
 * a ``nack`` delay over ``max_delay`` (any delay where there is none) ->
   ``UnsupportedFeature``, and the message stays unsettled;
@@ -13,6 +14,7 @@ error, and nothing is sent or settled.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -158,6 +160,23 @@ def test_nonsense_receive_arguments_are_refused(
         consumer.receive(max_messages=0)
     with pytest.raises(messaging.ConfigurationError):
         consumer.receive(max_messages=1, timeout=-1.0)
+
+
+def test_a_dead_letter_destination_must_differ_from_the_one_consumed(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer,
+) -> None:
+    """Letters sent back to the destination they failed on would arrive as new messages
+    with attempt 1, fail again and be lettered again, forever."""
+    destination, group = messaging_destination, messaging_group()
+    with pytest.raises(messaging.ConfigurationError, match="dead_letter"):
+        messaging_client.consumer(destination, group, dead_letter=destination)
+    consumer = messaging_consumer(destination, group)
+    stop = threading.Event()
+    stop.set()  # were it accepted, the run would end at once
+    with pytest.raises(messaging.ConfigurationError, match="dead_letter"):
+        consumer.run(lambda message: None, dead_letter=destination, stop_event=stop)
+    assert not consumer.closed, "a refused run must leave the consumer as it was"
 
 
 def test_huge_receive_and_prefetch_are_only_upper_bounds(
