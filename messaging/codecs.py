@@ -160,3 +160,45 @@ class JsonCodec(DefaultCodec):
             raise SerializationError(
                 f"JSON does not fit {self.model.__name__}: {error}"
             ) from error
+
+
+def checked_codec(codec: Codec) -> Codec:
+    """``codec`` as the producer and consumer call it: this module's codecs as they are,
+    any other one wrapped so that what it does wrong surfaces as a ``SerializationError``
+    at the call (the contract of every error here being a ``MessagingError``), not as a
+    ``ValueError`` from inside it or a str body reaching a driver."""
+    if type(codec) in (DefaultCodec, JsonCodec):
+        return codec  # the common case: no wrapper on the per-message path
+    return _Checked(codec)
+
+
+class _Checked:
+    __slots__ = ("_codec",)
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+
+    def encode(self, value: object) -> tuple[bytes, str | None]:
+        name = type(self._codec).__name__
+        try:
+            result = self._codec.encode(value)
+        except SerializationError:
+            raise
+        except Exception as error:
+            raise SerializationError(f"{name}.encode failed on a value of type "
+                                     f"{type(value).__name__}: {type(error).__name__}: "
+                                     f"{error}") from error
+        match result:
+            case (bytes() as body, str() | None as content_type):
+                return body, content_type
+        raise SerializationError(f"{name}.encode must return (bytes, content type or None), "
+                                 f"got {result!r:.80}")
+
+    def decode(self, body: bytes, content_type: str | None) -> object:
+        try:
+            return self._codec.decode(body, content_type)
+        except SerializationError:
+            raise
+        except Exception as error:
+            raise SerializationError(f"{type(self._codec).__name__}.decode failed: "
+                                     f"{type(error).__name__}: {error}") from error

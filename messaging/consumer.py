@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from messaging import checks
 from messaging.capabilities import Capabilities
-from messaging.codecs import Codec
+from messaging.codecs import Codec, checked_codec
 from messaging.dead_letter import dead_letter
 from messaging.driver import AckId, SeekTarget, Subscription, SubscriptionOptions
 from messaging.errors import (
@@ -69,6 +69,7 @@ class Consumer:
         self.group = checks.check_name("group", group)
         self.dead_letter = None if dead_letter is None else self._check_dead_letter(dead_letter)
         self.codec = codec
+        self._codec = checked_codec(codec)  # what Message.value decodes with
         self._client = client
         self.capabilities: Capabilities = client.capabilities_for(destination)
         self._options = SubscriptionOptions(

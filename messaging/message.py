@@ -66,7 +66,7 @@ class Message:
     def value(self) -> object:
         """The body decoded by the consumer's codec (by its ``content-type`` header)."""
         if self._decoded is _UNDECODED:
-            codec: Codec = self._consumer.codec
+            codec: Codec = self._consumer._codec
             self._decoded = codec.decode(self._delivery.body, _content_type(self.headers))
         return self._decoded
 

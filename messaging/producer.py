@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, cast
 
 from messaging import checks
 from messaging.capabilities import Capabilities
-from messaging.codecs import CONTENT_TYPE, Codec
+from messaging.codecs import CONTENT_TYPE, Codec, checked_codec
 from messaging.driver import Driver, OutgoingMessage, SendResult
 from messaging.errors import DestinationNotFound, MessagingError
 from messaging.guard import native_errors, translated
@@ -53,6 +53,7 @@ class Producer:
     def __init__(self, client: Client, codec: Codec) -> None:
         self._client = client
         self.codec = codec
+        self._codec = checked_codec(codec)
 
     def send(
         self,
@@ -86,7 +87,7 @@ class Producer:
         """
         checks.check_name("destination", destination)
         caps = self._client.capabilities_for(destination)
-        plain = _PlainValues(self.codec, destination, key, headers, caps)
+        plain = _PlainValues(self._codec, destination, key, headers, caps)
         outgoing = plain.prepare_all(values, lambda item: self._prepare(
             destination, caps, item.value, key=item.key, headers=item.headers,
             delay=item.delay, priority=item.priority, dedup_id=item.dedup_id))
@@ -115,7 +116,7 @@ class Producer:
     def _prepare(self, destination: str, caps: Capabilities, value: object, *,
                  key: str | None, headers: Mapping[str, str] | None, delay: float | None,
                  priority: int | None, dedup_id: str | None) -> OutgoingMessage:
-        body, content_type = self.codec.encode(value)
+        body, content_type = self._codec.encode(value)
         checked = _with_content_type(checks.check_headers(headers, caps), content_type, caps)
         checks.check_size(destination, body, checked, caps)
         return OutgoingMessage(

@@ -132,3 +132,45 @@ def test_a_content_type_header_is_found_whatever_its_case() -> None:
             (message,) = consumer.receive(1, timeout=1)
     assert message.value == {"id": 1}
     assert message.headers == {"Content-Type": "application/json"}, "one, the user's own"
+
+
+class _StrBody:
+    def encode(self, value: object) -> tuple[bytes, str | None]:
+        return "text", "text/plain"  # type: ignore[return-value]
+
+    def decode(self, body: bytes, content_type: str | None) -> object:
+        raise KeyError("no decoder")
+
+
+class _Raising:
+    def encode(self, value: object) -> tuple[bytes, str | None]:
+        raise ValueError("cannot")
+
+    def decode(self, body: bytes, content_type: str | None) -> object:
+        return body
+
+
+@pytest.mark.parametrize("codec", [_StrBody(), _Raising()], ids=["str-body", "raising"])
+def test_a_custom_codec_that_misbehaves_gives_a_serialization_error_and_sends_nothing(
+    codec: object,
+) -> None:
+    with messaging.connect(f"memory://{uuid.uuid4().hex}") as client:
+        client.admin.create("orders", groups=["g"])
+        producer = client.producer(codec)  # type: ignore[arg-type]
+        with pytest.raises(SerializationError):
+            producer.send("orders", 1)
+        with pytest.raises(SerializationError):
+            producer.send_many("orders", [1, 2])
+        assert client.admin.depth("orders", "g") == 0
+
+
+def test_a_custom_codec_that_fails_to_decode_gives_a_serialization_error() -> None:
+    with messaging.connect(f"memory://{uuid.uuid4().hex}") as client:
+        client.admin.create("orders", groups=["g"])
+        client.producer().send("orders", b"raw")
+        with client.consumer("orders", "g", codec=_StrBody()) as consumer:  # type: ignore[arg-type]
+            (message,) = consumer.receive(1, timeout=1)
+            with pytest.raises(SerializationError) as caught:
+                _ = message.value
+            assert isinstance(caught.value.__cause__, KeyError)
+            message.ack()
