@@ -10,12 +10,13 @@ bad option value, raised before any connection attempt; ``ConnectionFailed`` or
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from messaging import registry
+from messaging import forks, registry
 from messaging.admin import Admin
 from messaging.capabilities import Capabilities
 from messaging.codecs import Codec, DefaultCodec
@@ -28,6 +29,8 @@ from messaging.urls import BrokerURL, parse_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+log = logging.getLogger("messaging.client")
 
 
 def connect(url: str | None = None, *, config: str | os.PathLike[str] | None = None,
@@ -54,20 +57,17 @@ class Client:
         self.url = url
         self.codec = codec
         self._auto_create = bool(options.get("auto_create", True))
-        driver_options = {k: v for k, v in options.items() if k in driver_class.option_types
-                          or k == "connect_timeout"}
-        doing = f"connect to {url.redacted}"
-        try:
-            self._driver = driver_class.open(url, driver_options)
-        except MessagingError:
-            raise
-        except Exception as error:
-            raise _classify_open_error(driver_class, url, error, doing) from error
+        self._driver_class = driver_class
+        self._driver_options = {k: v for k, v in options.items()
+                                if k in driver_class.option_types or k == "connect_timeout"}
+        self._driver = self._open()
+        self._generation = forks.generation  # the process the connection belongs to
         self._closed = False
         self._consumers: weakref.WeakSet[Consumer] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._producer = Producer(self, codec)
         self.admin = Admin(self)
+        _OPEN.add(self)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -103,7 +103,9 @@ class Client:
         return self._live_driver().as_native()
 
     def close(self) -> None:
-        """Close every consumer (giving back unsettled messages), then the connection."""
+        """Close every consumer (giving back unsettled messages), then the connection.
+        In a forked child that never used the client, the connection is the parent's:
+        it is left alone."""
         if self._closed:
             return
         with self._lock:
@@ -113,8 +115,9 @@ class Client:
                 consumer.close()
         finally:
             self._closed = True
-            with native_errors(self._driver, f"close {self.url.redacted}"):
-                self._driver.close()
+            if self._generation == forks.generation:
+                with native_errors(self._driver, f"close {self.url.redacted}"):
+                    self._driver.close()
 
     def __enter__(self) -> Client:
         return self
@@ -132,11 +135,62 @@ class Client:
 
     def _live_driver(self) -> Driver:
         self._check_open()
+        if self._generation != forks.generation:
+            self._reopen_in_child()
         return self._driver
+
+    def _open(self) -> Driver:
+        url = self.url
+        try:
+            return self._driver_class.open(url, self._driver_options)
+        except MessagingError:
+            raise
+        except Exception as error:
+            raise _classify_open_error(self._driver_class, url, error,
+                                       f"connect to {url.redacted}") from error
+
+    def _reopen_in_child(self) -> None:
+        """First use in a process forked after the connection opened: open this
+        process's own (see :mod:`messaging.forks`). The inherited driver is not closed,
+        since closing would act on the parent's connection; consumers made before the
+        fork stay the parent's (they refuse to work here)."""
+        with _REOPEN_LOCK:
+            if self._generation == forks.generation:
+                return  # another thread of this child reopened it meanwhile
+            if self._driver_class.not_after_fork is not None:
+                raise ConfigurationError(
+                    f"{self.url.redacted} was connected before this process was forked: "
+                    f"{self._driver_class.not_after_fork}")
+            log.info("%s: first use in a forked process, opening its own connection",
+                     self.url.redacted)
+            self._driver = self._open()  # the inherited one was kept: _after_fork
+            self._lock = threading.Lock()  # the parent's may have been held at the fork
+            self._consumers = weakref.WeakSet()
+            self._generation = forks.generation
 
     def _forget_consumer(self, consumer: Consumer) -> None:
         with self._lock:
             self._consumers.discard(consumer)
+
+
+_OPEN: weakref.WeakSet[Client] = weakref.WeakSet()  # clients made in this process
+_REOPEN_LOCK = threading.Lock()
+
+
+def _after_fork() -> None:
+    """In a forked child: what every open client and its consumers inherited is the
+    parent's, and is kept from ever being finalized here (``forks.keep_forever``)."""
+    global _REOPEN_LOCK  # noqa: PLW0603 (the parent's may have been held at the fork)
+    _REOPEN_LOCK = threading.Lock()
+    for client in list(_OPEN):
+        if client._closed:
+            continue
+        forks.keep_forever(client._driver)
+        for consumer in list(client._consumers):
+            forks.keep_forever(consumer._subscription)
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _classify_open_error(driver_class: type[Driver], url: BrokerURL, error: Exception,

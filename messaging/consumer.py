@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from messaging import checks
+from messaging import checks, forks
 from messaging.capabilities import Capabilities
 from messaging.codecs import Codec, checked_codec
 from messaging.dead_letter import dead_letter
@@ -85,6 +85,7 @@ class Consumer:
         self._lock = threading.Lock()
         self._closed = False
         self._subscription = self._subscribe()
+        self._generation = forks.generation  # the process the subscription belongs to
 
     # -- receiving --------------------------------------------------------------------
     def receive(self, max_messages: int = 10, timeout: float = 1.0) -> list[Message]:
@@ -278,6 +279,13 @@ class Consumer:
         that is no error (a service stopping after a teardown or a migration)."""
         if self._closed:
             return
+        if self._generation != forks.generation:
+            # Made before this process was forked: the subscription and what it holds
+            # are the parent's, which closes them itself.
+            with self._lock:
+                self._outstanding.clear()
+                self._closed = True
+            return
         with self._lock:
             pending = [m for m in self._outstanding.values() if m._release()]
             self._outstanding.clear()
@@ -354,6 +362,11 @@ class Consumer:
     def _live(self) -> Subscription:
         if self._closed:
             raise MessagingError(f"consumer of {self.destination!r} is closed")
+        if self._generation != forks.generation:
+            raise MessagingError(
+                f"consumer of {self.destination!r} was made before this process was "
+                "forked, and its subscription is the parent's; make consumers in the "
+                "process that uses them (the client itself reconnects here)")
         return self._subscription
 
     def _check_visibility(self, seconds: float | None) -> float | None:

@@ -240,6 +240,11 @@ class Driver(abc.ABC):
     a URL query, a config file or the environment are converted to these types by the
     portable layer before the driver sees them."""
     install_hint: ClassVar[str] = ""
+    not_after_fork: ClassVar[str | None] = None
+    """Why the client library cannot open a connection in a child forked from a process
+    that has one (None: it can). The portable layer then refuses a client's first use in
+    such a child with this reason, instead of reopening it there (see
+    :mod:`messaging.forks`)."""
 
     @classmethod
     @abc.abstractmethod

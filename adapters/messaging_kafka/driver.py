@@ -152,6 +152,12 @@ class KafkaDriver(Driver):
     schemes: ClassVar[tuple[str, ...]] = ("kafka",)
     option_types: ClassVar[Mapping[str, type]] = OPTION_TYPES
     install_hint: ClassVar[str] = 'pip install "messaging[kafka]"'
+    # librdkafka keeps process-wide state (locks its threads may hold at the fork): a
+    # client made in such a child failed to connect, or hung, in two runs of three here.
+    not_after_fork: ClassVar[str | None] = (
+        "librdkafka (under confluent-kafka) is not fork-safe, and a child of a process "
+        "with a Kafka client cannot rely on a new client either; connect in each process "
+        "after forking (gunicorn's post_fork hook, a multiprocessing 'spawn' context)")
 
     def __init__(self, settings: Settings, clients: Clients, admin: Admin,
                  producer: ProducerClient) -> None:
