@@ -242,6 +242,10 @@ class SqsDriver(Driver):
     def create(self, destination: str, partitions: int, groups: Sequence[str],
                options: Mapping[str, object]) -> None:
         settings = _create_options(options)
+        if settings.get("dead_letter") == destination:
+            raise SqsRefused(ErrorCode.CONFIGURATION, (
+                f"dead_letter {destination!r} is the destination itself: the redrive would "
+                "move each message back onto the queue it came from"))
         fifo = bool(settings.get("fifo", self._default_fifo))
         for group in groups:  # refuse a name SQS cannot take before creating anything
             _names.queue_name(destination, group, fifo)

@@ -103,3 +103,7 @@ def test_create_refuses_what_it_cannot_make(sqs_client: messaging.Client) -> Non
         sqs_client.admin.create("d" * 60, groups=["g" * 30])
     with pytest.raises(messaging.ConfigurationError, match="max_receive_count"):
         sqs_client.admin.create(f"x-{uuid.uuid4().hex[:6]}", max_receive_count=3)
+    itself = f"x-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(messaging.ConfigurationError, match="itself"):
+        sqs_client.admin.create(itself, groups=["g"], dead_letter=itself)
+    assert itself not in sqs_client.admin.destinations(), "refused, yet created"
