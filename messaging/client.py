@@ -67,7 +67,7 @@ class Client:
         self._lock = threading.Lock()
         self._producer = Producer(self, codec)
         self.admin = Admin(self)
-        _OPEN.add(self)
+        forks.track(self)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -154,7 +154,7 @@ class Client:
         process's own (see :mod:`messaging.forks`). The inherited driver is not closed,
         since closing would act on the parent's connection; consumers made before the
         fork stay the parent's (they refuse to work here)."""
-        with _REOPEN_LOCK:
+        with forks.reopening:
             if self._generation == forks.generation:
                 return  # another thread of this child reopened it meanwhile
             if self._driver_class.not_after_fork is not None:
@@ -163,34 +163,21 @@ class Client:
                     f"{self._driver_class.not_after_fork}")
             log.info("%s: first use in a forked process, opening its own connection",
                      self.url.redacted)
-            self._driver = self._open()  # the inherited one was kept: _after_fork
+            self._driver = self._open()  # the inherited one was kept: _inherited()
             self._lock = threading.Lock()  # the parent's may have been held at the fork
             self._consumers = weakref.WeakSet()
             self._generation = forks.generation
 
+    def _inherited(self) -> list[object]:
+        """``forks.Holder``: the connection and the consumers' subscriptions, which a
+        child forked while they are open must never finalize (they are the parent's)."""
+        if self._closed:
+            return []
+        return [self._driver, *(consumer._subscription for consumer in list(self._consumers))]
+
     def _forget_consumer(self, consumer: Consumer) -> None:
         with self._lock:
             self._consumers.discard(consumer)
-
-
-_OPEN: weakref.WeakSet[Client] = weakref.WeakSet()  # clients made in this process
-_REOPEN_LOCK = threading.Lock()
-
-
-def _after_fork() -> None:
-    """In a forked child: what every open client and its consumers inherited is the
-    parent's, and is kept from ever being finalized here (``forks.keep_forever``)."""
-    global _REOPEN_LOCK  # noqa: PLW0603 (the parent's may have been held at the fork)
-    _REOPEN_LOCK = threading.Lock()
-    for client in list(_OPEN):
-        if client._closed:
-            continue
-        forks.keep_forever(client._driver)
-        for consumer in list(client._consumers):
-            forks.keep_forever(consumer._subscription)
-
-
-os.register_at_fork(after_in_child=_after_fork)
 
 
 def _classify_open_error(driver_class: type[Driver], url: BrokerURL, error: Exception,

@@ -15,10 +15,32 @@ object that recorded it when it was made was made in another process if it diffe
 
 from __future__ import annotations
 
-import ctypes
 import os
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import Protocol
 
 generation = 0
+
+reopening = threading.Lock()
+"""Held while a client reopens in a child; made anew in each child, since a thread of the
+parent may have held it at the fork."""
+
+
+class Holder(Protocol):
+    def _inherited(self) -> Iterable[object]:
+        """What this object holds of a connection, which a forked child must never
+        finalize (see :func:`keep_forever`)."""
+        ...
+
+
+_holders: weakref.WeakSet[Holder] = weakref.WeakSet()
+
+
+def track(holder: Holder) -> None:
+    """Have ``holder``'s connection objects kept alive in every child forked from here."""
+    _holders.add(holder)
 
 
 def keep_forever(thing: object) -> None:
@@ -27,12 +49,18 @@ def keep_forever(thing: object) -> None:
     and threads that are the parent's (confluent-kafka's crashes the child at exit, with
     SIGSEGV, even when the child never used them). A reference the interpreter does not
     know of is the only kind its shutdown does not clear."""
+    import ctypes  # only ever needed in a forked child: not at import time
+
     ctypes.pythonapi.Py_IncRef(ctypes.py_object(thing))
 
 
 def _after_fork_in_child() -> None:
-    global generation  # noqa: PLW0603 (the one process-wide count, by design)
+    global generation, reopening  # noqa: PLW0603 (process-wide by design)
     generation += 1
+    reopening = threading.Lock()
+    for holder in list(_holders):
+        for thing in holder._inherited():
+            keep_forever(thing)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
