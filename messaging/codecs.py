@@ -25,7 +25,7 @@ import enum
 import functools
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from messaging.errors import SerializationError
@@ -34,6 +34,18 @@ CONTENT_TYPE = "content-type"
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"
 BYTES_TYPE = "application/octet-stream"
+
+
+def content_type_of(headers: Mapping[str, str]) -> str | None:
+    """The ``content-type`` header, whatever its case: plain producers write
+    ``Content-Type`` as often (HTTP's spelling), and header names are case-sensitive on
+    Kafka and Redis. An exact name costs one lookup."""
+    found = headers.get(CONTENT_TYPE)
+    if found is None and headers:
+        for name, value in headers.items():
+            if name.lower() == CONTENT_TYPE:
+                return value
+    return found
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ import datetime as dt
 import enum
 from typing import TYPE_CHECKING
 
-from messaging.codecs import CONTENT_TYPE, Codec
+from messaging.codecs import Codec, content_type_of
 from messaging.driver import Delivery, Position
 from messaging.errors import AlreadySettled
 
@@ -67,7 +67,7 @@ class Message:
         """The body decoded by the consumer's codec (by its ``content-type`` header)."""
         if self._decoded is _UNDECODED:
             codec: Codec = self._consumer._codec
-            self._decoded = codec.decode(self._delivery.body, _content_type(self.headers))
+            self._decoded = codec.decode(self._delivery.body, content_type_of(self.headers))
         return self._decoded
 
     @property
@@ -159,14 +159,3 @@ class Message:
 
 _UNDECODED = object()
 
-
-def _content_type(headers: dict[str, str]) -> str | None:
-    """The ``content-type`` header, whatever its case: plain producers write
-    ``Content-Type`` as often (HTTP's spelling), and header names are case-sensitive on
-    Kafka and Redis."""
-    found = headers.get(CONTENT_TYPE)
-    if found is None and headers:
-        for name, value in headers.items():
-            if name.lower() == CONTENT_TYPE:
-                return value
-    return found

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, cast
 
 from messaging import checks
 from messaging.capabilities import Capabilities
-from messaging.codecs import CONTENT_TYPE, Codec, checked_codec
+from messaging.codecs import CONTENT_TYPE, Codec, checked_codec, content_type_of
 from messaging.driver import Driver, OutgoingMessage, SendResult
 from messaging.errors import DestinationNotFound, MessagingError
 from messaging.guard import native_errors, translated
@@ -211,8 +211,7 @@ def _with_content_type(headers: dict[str, str], content_type: str | None,
                        caps: Capabilities) -> dict[str, str]:
     """``headers`` (checked) plus the codec's ``content-type`` unless the user set one;
     a new dict when one is added, so a mapping shared by a batch stays as it was."""
-    if content_type is None or CONTENT_TYPE in headers or (
-            headers and any(name.lower() == CONTENT_TYPE for name in headers)):
+    if content_type is None or content_type_of(headers) is not None:
         return headers  # the user's own, whatever its case: never two of them
     typed = {**headers, CONTENT_TYPE: content_type}
     # Only the count can change by adding our own well-formed header.
