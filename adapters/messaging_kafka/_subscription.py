@@ -156,6 +156,9 @@ class KafkaSubscription(Subscription):
     # -- receiving ----------------------------------------------------------------------
     def receive_batch(self, max_messages: int, timeout: float) -> list[Delivery]:
         self._check_open()
+        # confluent-kafka refuses to consume more than MAX_CONSUME a call; a receive
+        # returns "up to" what was asked, so a larger ask (and its read-ahead) takes that.
+        max_messages = min(max_messages, MAX_CONSUME)
         deadline = time.monotonic() + max(0.0, timeout)
         polled = False
         while True:
@@ -185,9 +188,6 @@ class KafkaSubscription(Subscription):
             if self._ahead:
                 return  # an ack took the next batch while this thread waited for the gate
             consumer = self._consumer
-            # confluent-kafka refuses more than MAX_CONSUME a call; a receive returns "up to"
-            # what was asked, so a larger ask takes that many.
-            max_messages = min(max_messages, MAX_CONSUME)
             messages = consumer.consume(max_messages, 0)
             if not messages and wait > 0:
                 messages = consumer.consume(1, wait)
@@ -265,8 +265,7 @@ class KafkaSubscription(Subscription):
                     state.holds_out() for state in self._parts.values()):
                 return
         try:
-            # What the client holds: no waiting.
-            messages = consumer.consume(min(count, MAX_CONSUME), 0)
+            messages = consumer.consume(count, 0)  # what the client holds: no waiting
         except KafkaException as failure:
             self._error = failure  # the next receive raises it: this ack goes on
             return
