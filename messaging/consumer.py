@@ -279,17 +279,16 @@ class Consumer:
         that is no error (a service stopping after a teardown or a migration)."""
         if self._closed:
             return
-        if self._generation != forks.generation:
-            # Made before this process was forked: the subscription and what it holds
-            # are the parent's, which closes them itself.
-            with self._lock:
-                self._outstanding.clear()
-                self._closed = True
-            return
+        # Made before this process was forked, the subscription and what it holds are
+        # the parent's, which closes them itself.
+        inherited = self._generation != forks.generation
         with self._lock:
-            pending = [m for m in self._outstanding.values() if m._release()]
+            pending = [] if inherited else [m for m in self._outstanding.values()
+                                            if m._release()]
             self._outstanding.clear()
             self._closed = True
+        if inherited:
+            return
         driver = self._client._driver
         try:
             if pending:

@@ -337,9 +337,8 @@ class Worker:
         """Size the intake by the handlers' average time: quick handlers get the whole
         ``prefetch`` in batches, slow ones about a message per slot, so that a group's
         members share slow work instead of one of them holding what it will not start
-        for minutes. Call with ``_lock`` held."""
-        if self._pace.seconds is None:
-            return  # no handler finished yet: a message per slot
+        for minutes (until a handler has finished: a message per slot). Call with
+        ``_lock`` held."""
         self._limit = self._pace.limit(self.concurrency, self._most)
         self._low_water = max(self.concurrency, self._limit // 2)
 
