@@ -14,12 +14,13 @@ Errors
 ``UnsupportedFeature`` at the call for ``seek`` without ``replay``, a ``delay`` over
 ``max_delay``, ``extend`` or ``visibility_timeout`` where the backend lacks them;
 ``ConfigurationError`` for bad names and arguments; the driver's table otherwise. A
-closed consumer raises ``MessagingError`` on use.
+closed consumer raises ``MessagingError`` on use. A settlement that raises leaves its
+messages pending, to be settled again or given back at close; one whose destination was
+deleted meanwhile is no error (``guard.settlement_errors``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import threading
@@ -38,7 +39,7 @@ from messaging.errors import (
     MessagingError,
     UnsupportedFeature,
 )
-from messaging.guard import native_errors
+from messaging.guard import native_errors, settlement_errors
 from messaging.intake import HORIZON, Pace
 from messaging.message import ACKED, PENDING, Message, Settlement
 
@@ -154,7 +155,8 @@ class Consumer:
 
     # -- settlement (called by Message and the worker) -----------------------------------
     def ack_many(self, messages: Iterable[Message]) -> None:
-        """Ack many messages in one driver call (already-acked ones are skipped)."""
+        """Ack many messages in one driver call (already-acked ones are skipped). When
+        it raises, the messages it claimed are pending again, as in ``Message.ack``."""
         claimed = []
         for message in messages:  # Message._claim inlined: this runs for every message
             if message._state is PENDING:
@@ -162,19 +164,24 @@ class Consumer:
                 claimed.append(message)
             else:
                 message._claim(ACKED)  # a no-op if acked, else AlreadySettled
-        self._settle_acks(claimed)
+        try:
+            self._settle_acks(claimed)
+        except BaseException:
+            for message in claimed:
+                message._unclaim(ACKED)
+            raise
 
     def _settle_acks(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
         subscription = self._live()
-        with native_errors(self._client._driver, "ack on %r", self.destination):
+        with settlement_errors(self._client._driver, "ack on %r", self.destination):
             subscription.send_acks([m._ack_id for m in messages])
         self._forget(messages)
 
     def _settle_nacks(self, messages: Sequence[Message], delay: float | None) -> None:
         subscription = self._live()
-        with native_errors(self._client._driver, f"nack on {self.destination!r}"):
+        with settlement_errors(self._client._driver, "nack on %r", self.destination):
             subscription.send_nacks([m._ack_id for m in messages], delay)
         self._forget(messages)
 
@@ -292,11 +299,11 @@ class Consumer:
         driver = self._client._driver
         try:
             if pending:
-                with contextlib.suppress(DestinationNotFound), native_errors(
-                        driver, f"release on {self.destination!r}"):
+                with settlement_errors(driver, "release on %r", self.destination):
                     self._subscription.send_nacks([m._ack_id for m in pending], None)
         finally:
-            with native_errors(driver, f"close consumer of {self.destination!r}"):
+            # Settlement errors too: a Kafka member commits what was acked as it leaves.
+            with settlement_errors(driver, "close consumer of %r", self.destination):
                 self._subscription.close()
             self._client._forget_consumer(self)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from messaging.driver import DeadLetter, OutgoingMessage, Subscription
 from messaging.errors import UnsupportedFeature
-from messaging.guard import native_errors
+from messaging.guard import native_errors, settlement_errors
 
 if TYPE_CHECKING:
     from messaging.consumer import Consumer
@@ -70,7 +70,7 @@ def dead_letter(consumer: Consumer, subscription: Subscription, message: Message
         log.error("dropping message %s from %r (%s%s): the consumer has no dead_letter "
                   "destination", message.id, message.destination, reason,
                   f": {error!r}" if error else "")
-        with native_errors(driver, f"drop on {message.destination!r}"):
+        with settlement_errors(driver, "drop on %r", message.destination):
             subscription.send_acks([ack_id])
         return
 
@@ -82,7 +82,7 @@ def dead_letter(consumer: Consumer, subscription: Subscription, message: Message
             return
         outgoing = OutgoingMessage(body=message.body, key=message.key, headers=headers)
         consumer._client._producer._send_batch(destination, [outgoing], offset=0)
-        with native_errors(driver, f"ack dead-lettered on {message.destination!r}"):
+        with settlement_errors(driver, "ack dead-lettered on %r", message.destination):
             subscription.send_acks([ack_id])
 
     original = dict(message.headers)

@@ -7,10 +7,19 @@ broker failure surfaces as exactly one ``MessagingError`` subclass chosen by the
 
 from __future__ import annotations
 
+import logging
 from types import TracebackType
 from typing import Literal, Protocol
 
-from messaging.errors import ErrorCode, MessagingError, UnsupportedFeature, translate
+from messaging.errors import (
+    DestinationNotFound,
+    ErrorCode,
+    MessagingError,
+    UnsupportedFeature,
+    translate,
+)
+
+log = logging.getLogger("messaging.consumer")
 
 
 class _Classifies(Protocol):
@@ -49,6 +58,34 @@ class native_errors:  # a context manager used like a function: lower case
             # An optional driver method the backend does not provide.
             raise UnsupportedFeature(f"{self._doing}: not supported by this backend") from error
         raise translate(self._driver.error_code(error), error, self._doing) from error
+
+
+class settlement_errors:  # a context manager used like a function: lower case
+    """``native_errors`` around an ack, a give-back or a consumer's close, where
+    ``DestinationNotFound`` is no error: a destination (or group) deleted meanwhile took
+    its messages along, so none of them can be delivered to the group again, which is
+    all that settling them could have achieved. Kafka and SQS report the deletion on an
+    ack, Redis on a give-back, the others not at all; handlers that finish during a
+    teardown or a migration settle without error on every backend."""
+
+    __slots__ = ("_translate",)
+
+    def __init__(self, driver: _Classifies, doing: str, *args: object) -> None:
+        self._translate = native_errors(driver, doing, *args)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> bool:
+        try:
+            self._translate.__exit__(kind, error, traceback)
+        except DestinationNotFound as gone:
+            error = gone
+        if isinstance(error, DestinationNotFound):
+            log.debug("the destination is gone, and its messages with it: %s", error)
+            return True
+        return False
 
 
 def translated(driver: _Classifies, error: BaseException, doing: str) -> MessagingError:

@@ -109,21 +109,37 @@ class Message:
 
     # -- settlement -------------------------------------------------------------------
     def ack(self) -> None:
-        """Settle as processed. The broker will not deliver it to this group again."""
+        """Settle as processed. The broker will not deliver it to this group again.
+
+        When it raises (the broker could not be told), the message is pending again:
+        another ``ack()`` sends it again, and closing the consumer gives it back."""
         if self._claim(ACKED):
-            self._consumer._settle_acks([self])
+            try:
+                self._consumer._settle_acks([self])
+            except BaseException:
+                self._unclaim(ACKED)
+                raise
 
     def nack(self, requeue: bool = True, delay: float | None = None) -> None:
         """Give the message back: redelivered (not before ``delay`` seconds) with
         ``attempt`` + 1 when ``requeue``; otherwise dead-lettered where the consumer has a
-        ``dead_letter`` destination, and dropped where it has none."""
+        ``dead_letter`` destination, and dropped where it has none. When it raises, the
+        message is pending again, as with ``ack()``."""
         if not requeue:
             if self._claim(Settlement.DEAD_LETTERED):
-                self._consumer._dead_letter(self, reason="rejected", error=None)
+                try:
+                    self._consumer._dead_letter(self, reason="rejected", error=None)
+                except BaseException:
+                    self._unclaim(Settlement.DEAD_LETTERED)
+                    raise
             return
         self._consumer._check_delay(delay)
         if self._claim(Settlement.NACKED):
-            self._consumer._settle_nacks([self], delay)
+            try:
+                self._consumer._settle_nacks([self], delay)
+            except BaseException:
+                self._unclaim(Settlement.NACKED)
+                raise
 
     def extend(self, seconds: float) -> None:
         """Keep the message invisible to other members for ``seconds`` from now."""
@@ -141,6 +157,13 @@ class Message:
                                  f"{_VERBS[outcome]} it")
         self._state = outcome
         return True
+
+    def _unclaim(self, outcome: Settlement) -> None:
+        """Back to pending after settling as ``outcome`` failed: the broker was not told,
+        and a settlement that did not happen must not look done (a retried ``ack()``
+        would otherwise return at once, and close() would not give the message back)."""
+        if self._state is outcome:
+            self._state = PENDING
 
     def _release(self) -> bool:
         """Mark as given back (its consumer closed, or the backend took it back); True if

@@ -37,6 +37,11 @@ class StaleDelivery(native.AMQPChannelError):  # type: ignore[misc]
     back (it is redelivered with ``attempt`` + 1), so it can no longer be acked."""
 
 
+class QueueDeleted(native.ConsumerCancelled):  # type: ignore[misc]
+    """Deliveries of a consumer the broker cancelled because its queue was deleted: they
+    went with the queue, so they can be neither acked nor delivered again."""
+
+
 class KeyTooLong(native.AMQPError):  # type: ignore[misc]
     """A key longer than 255 UTF-8 bytes cannot be an AMQP routing key."""
 

@@ -86,7 +86,7 @@ from messaging.driver import (
 from messaging.errors import ConfigurationError, ErrorCode
 from messaging.urls import BrokerURL
 from messaging_rabbitmq import _names, _wire
-from messaging_rabbitmq._errors import ConnectionDown, StaleDelivery, error_code
+from messaging_rabbitmq._errors import ConnectionDown, QueueDeleted, StaleDelivery, error_code
 from messaging_rabbitmq._pika import PikaTransport
 from messaging_rabbitmq._settings import OPTION_TYPES, Settings
 from messaging_rabbitmq._transport import (
@@ -421,6 +421,7 @@ class RabbitSubscription(Subscription):
         self._waiting = 0  # receive_batch calls waiting (so a delivery knows to signal)
         self._failure: BaseException | None = None
         self._reported = False
+        self._cancelled = -1  # the epoch whose consumer the broker cancelled (queue deleted)
         self._closed = False
         self._channel: ConsumerChannel | None = None
         self._requeue: list[tuple[int, Arrival]] = []  # nacked, to requeue soon (epoch, raw)
@@ -444,6 +445,8 @@ class RabbitSubscription(Subscription):
             if epoch != self._epoch or self._failure is not None:
                 return
             self._failure = error
+            if isinstance(error, pika.exceptions.ConsumerCancelled):
+                self._cancelled = epoch
             # The broker has these back already; handing them out would duplicate them.
             self._buffer.clear()
             self._held.clear()
@@ -495,9 +498,8 @@ class RabbitSubscription(Subscription):
         if tags and channel is not None:
             channel.ack(tags)
         if stale:
-            raise StaleDelivery(
-                f"{len(stale)} deliveries came on a channel that has closed since; the "
-                "broker has put them back and will deliver them again")
+            raise self._stale(stale, "the broker has put them back and will deliver them "
+                                     "again")
 
     def holds(self, ack_id: AckId) -> bool:
         # A closed channel (a lost connection, a re-attach) makes a new epoch and clears
@@ -517,9 +519,8 @@ class RabbitSubscription(Subscription):
         if stale and delay is not None:
             # Without a delay there is nothing left to do: the broker took them back when
             # their channel closed, counting one more delivery, exactly what a nack does.
-            raise StaleDelivery(
-                f"{len(stale)} deliveries came on a channel that has closed since; the "
-                "broker has put them back already, so their delay cannot apply")
+            raise self._stale(stale, "the broker has put them back already, so their "
+                                     "delay cannot apply")
 
     def close(self) -> None:
         """Stop the intake, give back what was received but never handed out, then close
@@ -575,6 +576,16 @@ class RabbitSubscription(Subscription):
         if old is not None:
             old.close()
         self._channel = transport.consume(self.queue, self._prefetch, _Sink(self, epoch))
+
+    def _stale(self, stale: Sequence[AckId], consequence: str) -> BaseException:
+        """The error for settling deliveries of a closed channel: where the broker closed
+        it by cancelling the consumer, the queue was deleted and took them along."""
+        if any(_parse_ack_id(ack_id)[0] == self._cancelled for ack_id in stale):
+            return QueueDeleted(
+                f"{len(stale)} deliveries came from {self.queue!r}, whose consumer the "
+                "broker cancelled: the queue was deleted, and they with it")
+        return StaleDelivery(f"{len(stale)} deliveries came on a channel that has closed "
+                             f"since; {consequence}")
 
     def _take(self, ack_ids: Sequence[AckId]
               ) -> tuple[ConsumerChannel, list[Arrival], list[AckId]]:

@@ -5,12 +5,14 @@ group). Messages sent before a group existed reach it only where ``replay`` hold
 through ``seek``.
 
 Also here: ``admin.create`` is idempotent and keeps what is queued, ``admin.delete`` of a
-missing destination is no error, nor is closing a consumer whose destination was deleted
-under it, and ``depth`` counts ready, in-flight and delayed messages not yet acked by the
-group.
+missing destination is no error, nor is settling messages or closing a consumer whose
+destination was deleted under it, and ``depth`` counts ready, in-flight and delayed
+messages not yet acked by the group.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 
@@ -142,6 +144,33 @@ def test_closing_after_the_destination_was_deleted_is_no_error(
 
     assert consumer.closed
     assert {m.settlement for m in held} == {Settlement.RELEASED}
+
+
+def test_settling_after_the_destination_was_deleted_is_no_error(
+    *, messaging_client: messaging.Client, messaging_group: MakeGroup,
+    messaging_timing: Timing,
+) -> None:
+    # Handlers still finishing during a teardown: their messages went with the
+    # destination, so an ack or a give-back has nothing left to do, on every backend.
+    group, destination = messaging_group(), unique_name("mc-settled-under")
+    messaging_client.admin.create(destination, groups=[group])
+    messaging_client.producer().send_many(destination, [b"held-1", b"held-2", b"held-3"])
+    consumer = messaging_client.consumer(destination, group)
+    held = sorted(receive_until(consumer, 3, messaging_timing.deliver), key=lambda m: m.body)
+    assert bodies(held) == [b"held-1", b"held-2", b"held-3"], describe(held)
+
+    messaging_client.admin.delete(destination)
+    held[0].ack()
+    # Once the consumer has seen the deletion too (RabbitMQ's broker cancels it, and its
+    # deliveries become stale), settling is still no error.
+    with contextlib.suppress(messaging.DestinationNotFound):
+        assert consumer.receive(1, timeout=messaging_timing.quiet) == []
+    held[1].nack()
+    consumer.ack_many(held[2:])
+    consumer.close()
+
+    assert [m.settlement for m in held] == [Settlement.ACKED, Settlement.NACKED,
+                                            Settlement.ACKED]
 
 
 def test_depth_counts_everything_not_yet_acked(

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import pytest
 
 import messaging
+from messaging.message import Settlement
 
 try:
     from broker_fixtures import redis_url
@@ -298,6 +299,40 @@ def test_a_worker_carries_on_across_a_restart(
             worker.join(timeout=30)
     assert not worker.is_alive()
     assert sorted(handled) == [b"after", b"before"]
+
+
+@needs_server
+def test_a_settlement_that_failed_can_be_made_again(
+        private_redis: Callable[..., PrivateRedis]) -> None:
+    # An ack or a nack that raised did not reach the server: the message is pending
+    # again, so the service's own retry sends it, rather than finding it "acked".
+    server = private_redis("--appendonly", "yes", "--appendfsync", "always")
+    with messaging.connect(server.url, connect_timeout=2.0) as client:
+        client.admin.create("orders", groups=["billing"])
+        client.producer().send_many("orders", [b"to-ack", b"to-ack-many", b"to-nack"])
+        consumer = client.consumer("orders", "billing", visibility_timeout=60.0)
+        held = {m.body: m for m in consumer.receive(max_messages=3, timeout=5)}
+        assert sorted(held) == [b"to-ack", b"to-ack-many", b"to-nack"]
+
+        server.stop()
+        with pytest.raises(messaging.ConnectionFailed):
+            held[b"to-ack"].ack()
+        with pytest.raises(messaging.ConnectionFailed):
+            consumer.ack_many([held[b"to-ack-many"]])
+        with pytest.raises(messaging.ConnectionFailed):
+            held[b"to-nack"].nack()
+        assert {m.settlement for m in held.values()} == {Settlement.PENDING}
+        server.start()
+
+        _once_reconnected(held[b"to-ack"].ack)
+        consumer.ack_many([held[b"to-ack-many"]])
+        held[b"to-nack"].nack()
+        assert held[b"to-ack"].settlement is held[b"to-ack-many"].settlement is Settlement.ACKED
+        again = consumer.receive(max_messages=2, timeout=5)  # long before the 60 s lease
+        assert [(m.body, m.attempt) for m in again] == [(b"to-nack", 2)]
+        again[0].ack()
+        assert client.admin.depth("orders", "billing") == 0
+        consumer.close()
 
 
 def _wait(condition: Callable[[], bool], seconds: float = 20.0) -> bool:
