@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from messaging import forks, registry
 from messaging.admin import Admin
@@ -22,13 +22,15 @@ from messaging.capabilities import Capabilities
 from messaging.codecs import Codec, DefaultCodec
 from messaging.consumer import Consumer
 from messaging.driver import Driver
-from messaging.errors import ConfigurationError, MessagingError
+from messaging.errors import ConfigurationError, DestinationNotFound, MessagingError
 from messaging.guard import native_errors
 from messaging.producer import Producer
 from messaging.urls import BrokerURL, parse_url
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping, Sequence
+
+T = TypeVar("T")
 
 log = logging.getLogger("messaging.client")
 
@@ -138,6 +140,18 @@ class Client:
         if self._generation != forks.generation:
             self._reopen_in_child()
         return self._driver
+
+    def _creating(self, destination: str, call: Callable[[], T],
+                  groups: Sequence[str] = ()) -> T:
+        """``call()``; where it finds ``destination`` missing and ``auto_create`` holds,
+        create it (declaring ``groups``) and call again."""
+        try:
+            return call()
+        except DestinationNotFound:
+            if not self._auto_create:
+                raise
+            self.admin.create(destination, groups=groups)
+            return call()
 
     def _open(self) -> Driver:
         url = self.url

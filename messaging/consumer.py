@@ -35,7 +35,6 @@ from messaging.dead_letter import dead_letter
 from messaging.driver import AckId, SeekTarget, Subscription, SubscriptionOptions
 from messaging.errors import (
     ConfigurationError,
-    DestinationNotFound,
     MessagingError,
     UnsupportedFeature,
 )
@@ -69,6 +68,7 @@ class Consumer:
         self.destination = checks.check_name("destination", destination)
         self.group = checks.check_name("group", group)
         self.dead_letter = None if dead_letter is None else self._check_dead_letter(dead_letter)
+        self._kept_letters: set[str] = set()  # dead-letter destinations _keep_letters did
         self.codec = codec
         self._codec = checked_codec(codec)  # what Message.value decodes with
         self._client = client
@@ -87,6 +87,8 @@ class Consumer:
         self._closed = False
         self._subscription = self._subscribe()
         self._generation = forks.generation  # the process the subscription belongs to
+        if self.dead_letter is not None:
+            self._keep_letters(self.dead_letter)
 
     # -- receiving --------------------------------------------------------------------
     def receive(self, max_messages: int = 10, timeout: float = 1.0) -> list[Message]:
@@ -112,7 +114,7 @@ class Consumer:
                 # from a generator costs twice as much per message.
                 self._outstanding.update({m._ack_id: m for m in messages})
         if closed:
-            self._give_back_late(messages)
+            self._give_back_quietly(messages)
             return []
         return messages
 
@@ -265,6 +267,7 @@ class Consumer:
 
         if dead_letter is not None:
             self.dead_letter = self._check_dead_letter(dead_letter)
+            self._keep_letters(dead_letter)
         worker = Worker(self, handler, concurrency, retry, stop_event)
         with self._lock:
             if self._worker_running:
@@ -328,16 +331,12 @@ class Consumer:
     # -- internals ----------------------------------------------------------------------
     def _subscribe(self) -> Subscription:
         driver = self._client._live_driver()
-        doing = f"subscribe to {self.destination!r} as {self.group!r}"
-        try:
-            with native_errors(driver, doing):
+
+        def subscribe() -> Subscription:
+            with native_errors(driver, "subscribe to %r as %r", self.destination, self.group):
                 return driver.subscribe(self.destination, self.group, self._options)
-        except DestinationNotFound:
-            if not self._client._auto_create:
-                raise
-            self._client.admin.create(self.destination)
-            with native_errors(driver, doing):
-                return driver.subscribe(self.destination, self.group, self._options)
+
+        return self._client._creating(self.destination, subscribe)
 
     def _check_dead_letter(self, name: str) -> str:
         checks.check_name("dead_letter", name)
@@ -350,20 +349,60 @@ class Consumer:
                 f"{self.destination + '.dlq'!r})")
         return name
 
-    def _give_back_late(self, messages: Sequence[Message]) -> None:
-        """Give back what a receive fetched while another thread closed the consumer:
+    def _letter_groups(self, dead_letter: str) -> tuple[str, ...]:
+        """The groups a dead-letter destination needs so that letters sent to it are
+        kept: none where the backend replays (a group made later can ``seek`` back to
+        them), else this consumer's own group, because a destination without replay keeps
+        a message only for the groups that existed when it was sent (contract 11)."""
+        return () if self._client.capabilities_for(dead_letter).replay else (self.group,)
+
+    def _keep_letters(self, dead_letter: str) -> None:
+        """Declare this consumer's group on ``dead_letter`` where letters need it (see
+        ``_letter_groups``), once, before any letter is sent: on RabbitMQ and SQS a
+        letter sent to a destination no group reads is dropped by the broker. Only where
+        destinations are created on demand (``auto_create``); otherwise the topology is
+        the user's. The declaration is idempotent and keeps what is there."""
+        if dead_letter in self._kept_letters or not self._client._auto_create:
+            return
+        groups = self._letter_groups(dead_letter)
+        if groups:
+            try:
+                self._client.admin.create(dead_letter, groups=groups)
+            except MessagingError as error:
+                # Credentials that may not create: a group declared by whoever may is
+                # what keeps letters then, so the consumer still works.
+                log.warning("could not declare group %r on dead-letter destination %r, "
+                            "so letters are kept only for the groups it has: %s",
+                            self.group, dead_letter, error)
+                return
+        self._kept_letters.add(dead_letter)
+
+    def _let_go(self, message: Message) -> None:
+        """Let go of a message the worker is done with although it could not settle it
+        (a give-back that failed too): given back if the broker takes it now, and
+        released and forgotten either way, so that the lease keeper does not keep it
+        invisible, unhandled, for as long as the worker runs. The group delivers it again
+        once its lease runs out, or once this member leaves."""
+        if message._release():
+            self._give_back_quietly([message])
+            self._forget([message])
+
+    def _give_back_quietly(self, messages: Sequence[Message]) -> None:
+        """Give back ``messages`` where a failure is nothing to report (logged, never
+        raised). Used for what a receive fetched while another thread closed the consumer:
         close() gave back only what it knew of, and these may even be what it gave back,
-        fetched again. Where the backend keeps a lease they would otherwise wait out the
-        visibility timeout; where closing took them back already (a Kafka partition, a
-        RabbitMQ channel) the give-back fails, and that is no error."""
+        fetched again; where the backend keeps a lease they would otherwise wait out the
+        visibility timeout, and where closing took them back already (a Kafka partition,
+        a RabbitMQ channel) the give-back fails, and that is no error. And for a message
+        the worker lets go (``_let_go``), whose settlement has failed once already."""
         if not messages:
             return
         try:
             with native_errors(self._client._driver, f"release on {self.destination!r}"):
                 self._subscription.send_nacks([m._ack_id for m in messages], None)
         except MessagingError as error:
-            log.debug("giving back %d message(s) fetched during close: %s",
-                      len(messages), error)
+            log.debug("giving back %d message(s) failed; they come back once their "
+                      "lease runs out or this member leaves: %s", len(messages), error)
 
     def _live(self) -> Subscription:
         if self._closed:

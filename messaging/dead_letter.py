@@ -10,10 +10,10 @@ headers like any other, so plain clients read them):
 * ``x-original-id`` and, where the backend has positions, ``x-original-position``
   (Kafka's ``partition:offset``, a stream entry id): where the original was.
 
-On a backend that limits the number of headers (SQS), a letter over the declared limit
-(the worst case: it often still fits) keeps as many of the added headers, in the order
-above, as the backend takes for it, and the ones left out are logged: the letter is never
-refused for them, since losing the message would be worse than losing a detail.
+A letter over the backend's declared number of headers (SQS's worst case: it often still
+fits) or its ``max_message_bytes`` keeps as many of the added headers, in the order above,
+as the backend takes for it, and the ones left out are logged: the letter is never refused
+for them, since losing the message would be worse than losing a detail.
 
 Where the backend moves messages natively (``dead_letter == "native"``) the driver does
 it in one step; elsewhere the portable layer publishes the letter and then acks the
@@ -27,8 +27,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from messaging import checks
 from messaging.driver import DeadLetter, OutgoingMessage, Subscription
-from messaging.errors import UnsupportedFeature
+from messaging.errors import MessageTooLarge, UnsupportedFeature
 from messaging.guard import native_errors, settlement_errors
 
 if TYPE_CHECKING:
@@ -74,35 +75,46 @@ def dead_letter(consumer: Consumer, subscription: Subscription, message: Message
             subscription.send_acks([ack_id])
         return
 
+    # Created on demand (a destination deleted meanwhile), the destination gets the
+    # groups that keep letters (see Consumer._keep_letters).
+    groups = consumer._letter_groups(destination)
+
     def move(headers: dict[str, str]) -> None:
         if consumer.capabilities.dead_letter == "native":
             letter = DeadLetter(ack_id, destination, message.body, message.key, headers)
-            with native_errors(driver, f"dead-letter to {destination!r}"):
-                subscription.send_dead_letters([letter])
+
+            def send() -> None:
+                with native_errors(driver, "dead-letter to %r", destination):
+                    subscription.send_dead_letters([letter])
+
+            consumer._client._creating(destination, send, groups)
             return
         outgoing = OutgoingMessage(body=message.body, key=message.key, headers=headers)
-        consumer._client._producer._send_batch(destination, [outgoing], offset=0)
+        consumer._client._producer._send_batch(destination, [outgoing], offset=0,
+                                               groups=groups)
         with settlement_errors(driver, "ack dead-lettered on %r", message.destination):
             subscription.send_acks([ack_id])
 
     original = dict(message.headers)
     added = letter_additions(message, consumer.group, reason, error)
-    max_headers = consumer._client.capabilities_for(destination).max_headers
-    if max_headers is None or len(original) + len(added) <= max_headers:
-        move({**original, **dict(added)})
-        return
-    # Over the declared limit, which is the worst case (SQS keeps room for every
-    # attribute of its own): keep as many additions as the backend takes for this
-    # letter. Each refusal comes before anything is sent.
+    limits = consumer._client.capabilities_for(destination)
+    # A letter is its original plus these headers, so it can be over the backend's
+    # declared header count (SQS's worst case: it often still fits) or size when its
+    # original was not: keep as many additions, in the order above, as the backend takes
+    # for it. Each refusal comes before anything is sent. Without additions the letter
+    # is its original, which the broker has carried once: the broker alone judges it.
     for keep in range(len(added), -1, -1):
+        headers = {**original, **dict(added[:keep])}
         try:
-            move({**original, **dict(added[:keep])})
-        except UnsupportedFeature:
+            if keep:
+                checks.check_size(destination, message.body, headers, limits)
+            move(headers)
+        except (UnsupportedFeature, MessageTooLarge):
             if keep == 0:
                 raise
             continue
         if keep < len(added):
-            log.warning("dead letter of message %s from %r: left out %s (too many headers "
-                        "for the backend)", message.id, message.destination,
-                        ", ".join(name for name, _ in added[keep:]))
+            log.warning("dead letter of message %s from %r: left out %s (over the "
+                        "backend's limit on headers or size)", message.id,
+                        message.destination, ", ".join(name for name, _ in added[keep:]))
         return

@@ -11,7 +11,8 @@ so the worker composes them and a user can add their own around the innermost ca
   ``Retry.max_attempts`` deliveries have failed. A message that arrives already past
   its attempts (its handler killed the process last time) is dead-lettered without
   running the handler again. A body that cannot be decoded is dead-lettered at once:
-  retrying cannot fix it.
+  retrying cannot fix it. A dead letter that cannot be written (its destination refuses
+  it, or is out of reach) is logged, and the message comes back after the backoff.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from messaging.errors import SerializationError
+from messaging.errors import MessagingError, SerializationError
 from messaging.message import Message, Settlement
 from messaging.retry import Retry
 
@@ -54,10 +55,22 @@ def retry_or_dead_letter(handler: Handler, policy: Retry, max_delay: float | Non
     out in the worker thread (it holds a slot: that is the backpressure), interrupted by
     a stop."""
 
+    def letter(message: Message, reason: str, error: BaseException | None) -> None:
+        try:
+            message._consumer._dead_letter(message, reason, error)
+        except MessagingError as failure:
+            # The dead-letter destination refused it or is out of reach: the message is
+            # still the group's, so it comes back after the backoff and is tried again,
+            # rather than stay held here unsettled until the worker stops.
+            wait = policy.delay_after(message.attempt)
+            log.error("message %s could not be dead-lettered to %r (%s); redelivering it "
+                      "after %.1f s: %s", message.id, message._consumer.dead_letter, reason,
+                      wait, failure)
+            _nack_after(message, wait, max_delay, stopping)
+
     def guarded(message: Message) -> object:
-        consumer = message._consumer
         if message.attempt > policy.max_attempts:
-            consumer._dead_letter(message, "max_attempts", None)
+            letter(message, "max_attempts", None)
             return None
         try:
             return handler(message)
@@ -66,9 +79,9 @@ def retry_or_dead_letter(handler: Handler, policy: Retry, max_delay: float | Non
                 log.exception("handler failed after settling message %s", message.id)
                 return None
             if isinstance(error, SerializationError):
-                consumer._dead_letter(message, "undecodable", error)
-            elif policy.exhausted(message.attempt) and consumer.dead_letter is not None:
-                consumer._dead_letter(message, "max_attempts", error)
+                letter(message, "undecodable", error)
+            elif policy.exhausted(message.attempt) and message._consumer.dead_letter is not None:
+                letter(message, "max_attempts", error)
             else:
                 _redeliver_later(message, policy, max_delay, stopping, error)
             return None
@@ -86,6 +99,12 @@ def _redeliver_later(message: Message, policy: Retry, max_delay: float | None,
     else:
         log.warning("message %s attempt %d failed, retry in %.1f s: %r",
                     message.id, message.attempt, wait, error)
+    _nack_after(message, wait, max_delay, stopping)
+
+
+def _nack_after(message: Message, wait: float, max_delay: float | None,
+                stopping: threading.Event) -> None:
+    """Give ``message`` back to be delivered again in ``wait`` seconds."""
     if max_delay is None:
         stopping.wait(wait)
         message.nack(requeue=True)

@@ -28,7 +28,7 @@ from messaging import checks
 from messaging.capabilities import Capabilities
 from messaging.codecs import CONTENT_TYPE, Codec, checked_codec, content_type_of
 from messaging.driver import Driver, OutgoingMessage, SendResult
-from messaging.errors import DestinationNotFound, MessagingError
+from messaging.errors import MessagingError
 from messaging.guard import native_errors, translated
 
 if TYPE_CHECKING:
@@ -128,18 +128,17 @@ class Producer:
             None if dedup_id is None else checks.check_dedup(dedup_id, caps),
         )
 
-    def _send_batch(self, destination: str, batch: Sequence[OutgoingMessage], offset: int
-                    ) -> list[str]:
+    def _send_batch(self, destination: str, batch: Sequence[OutgoingMessage], offset: int,
+                    groups: Sequence[str] = ()) -> list[str]:
+        """Send ``batch``; a missing destination is created (where ``auto_create``
+        holds) with ``groups`` declared on it, then sent to again."""
         driver = self._client._live_driver()
-        try:
+
+        def send() -> Sequence[SendResult]:
             with native_errors(driver, "send to %r", destination):
-                results = driver.send_batch(destination, batch)
-        except DestinationNotFound:
-            if not self._client._auto_create:
-                raise
-            self._client.admin.create(destination)
-            with native_errors(driver, "send to %r", destination):
-                results = driver.send_batch(destination, batch)
+                return driver.send_batch(destination, batch)
+
+        results = self._client._creating(destination, send, groups)
         return _ids_or_raise(driver, results, offset, destination)
 
 

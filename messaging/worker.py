@@ -234,6 +234,7 @@ class Worker:
             except Exception:
                 log.exception("settling message %s failed; it will be redelivered",
                               message.id)
+                self.consumer._let_go(message)
             except BaseException as exit_:
                 carry_on = False  # SystemExit or the like from a handler: stop
                 with self._lock:

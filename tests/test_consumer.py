@@ -13,6 +13,7 @@ from taken_back import take_back_on_receive
 
 import messaging
 from messaging.ack_batcher import AckBatcher
+from messaging.checks import message_size
 
 
 @pytest.fixture
@@ -184,6 +185,32 @@ def test_a_dead_letter_keeps_as_many_of_its_headers_as_the_backend_takes(
                               "x-original-destination": "orders",
                               "x-original-group": "default"}
     assert "left out x-attempts, x-original-id, x-original-position" in caplog.text
+    assert client.admin.depth("orders", "default") == 0
+
+
+def test_a_dead_letter_keeps_as_many_of_its_headers_as_its_size_allows(
+        client: messaging.Client, caplog: pytest.LogCaptureFixture) -> None:
+    """A message 100 bytes under the limit: its letter cannot take every added header
+    (124 bytes for this one), so it keeps the most important ones and
+    stays within ``max_message_bytes``, as any message sent does."""
+    client.admin.create("orders", groups=["default"])
+    client.admin.create("dlq", groups=["ops"])
+    limit = client.capabilities_for("dlq").max_message_bytes
+    headers = {"content-type": "application/octet-stream"}
+    body = b"x" * (limit - message_size(b"", headers) - 100)
+    client.producer().send("orders", body, headers=headers)
+    with client.consumer("orders", dead_letter="dlq") as consumer:
+        (message,) = consumer.receive(1, timeout=1)
+        message.nack(requeue=False)
+    with client.consumer("dlq", group="ops") as ops:
+        (letter,) = ops.receive(1, timeout=1)
+        letter.ack()
+    assert letter.body == body
+    assert message_size(letter.body, letter.headers) <= limit
+    assert letter.headers == {**headers, "x-dead-letter-reason": "rejected",
+                              "x-original-destination": "orders",
+                              "x-original-group": "default", "x-attempts": "1"}
+    assert "left out x-original-id, x-original-position" in caplog.text
     assert client.admin.depth("orders", "default") == 0
 
 

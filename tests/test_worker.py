@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from taken_back import take_back_on_receive
@@ -103,6 +104,81 @@ def test_retries_then_dead_letter_with_error_recorded(client: messaging.Client) 
     assert letter.headers["x-dead-letter-reason"] == "max_attempts"
     assert letter.headers["x-dead-letter-error"] == "ValueError: poison order"
     assert letter.headers["x-attempts"] == "3"
+
+
+def test_a_dead_letter_that_cannot_be_written_comes_back_until_it_can(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The dead-letter destination does not exist (and is not created on demand): the
+    message is not held unsettled for good, but comes back after the backoff, and is
+    dead-lettered once its destination exists."""
+    with messaging.connect(f"memory://{uuid.uuid4().hex}", auto_create=False) as client:
+        client.admin.create("orders", groups=["default"])
+        client.producer().send("orders", {"id": 13})
+        attempts: list[int] = []
+        stop = threading.Event()
+
+        def handler(message: messaging.Message) -> None:
+            attempts.append(message.attempt)
+            raise ValueError("poison order")
+
+        def refusals() -> list[str]:
+            return [r.getMessage() for r in caplog.records
+                    if "could not be dead-lettered" in r.getMessage()]
+
+        worker = _run_until(client.consumer("orders"), handler, stop,
+                            retry=messaging.Retry(max_attempts=1, backoff=0.05),
+                            dead_letter="orders.dlq")
+        try:
+            deadline = time.monotonic() + 10
+            while len(refusals()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(refusals()) >= 2, "the message did not come back"
+            client.admin.create("orders.dlq", groups=["ops"])
+            letters = client.consumer("orders.dlq", group="ops").receive(1, timeout=10)
+        finally:
+            stop.set()
+            worker.join(10)
+        assert [m.value for m in letters] == [{"id": 13}]
+        assert letters[0].headers["x-dead-letter-reason"] == "max_attempts"
+        # Past its attempts, it came back only to be lettered, not handled again.
+        assert attempts == [1]
+        assert "orders.dlq" in refusals()[0]
+        assert client.admin.depth("orders") == 0
+
+
+def test_a_message_whose_give_back_failed_is_not_kept_invisible(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler failed and so did the retry's give-back (the broker refused it): the
+    worker lets the message go, so it comes back when its lease runs out, instead of
+    being extended, unhandled, for as long as the worker runs."""
+    from messaging.engine.driver import EngineSubscription
+
+    give_back = EngineSubscription.send_nacks
+    refused: list[int] = []
+
+    def refuse_once(self: EngineSubscription, ack_ids: Any, delay: float | None) -> None:
+        if not refused:
+            refused.append(len(ack_ids))
+            raise messaging.ConnectionFailed("the broker is restarting")
+        give_back(self, ack_ids, delay)
+
+    monkeypatch.setattr(EngineSubscription, "send_nacks", refuse_once)
+    client.admin.create("jobs", groups=["default"])
+    client.producer().send("jobs", b"x")
+    attempts: list[int] = []
+    stop = threading.Event()
+
+    def handler(message: messaging.Message) -> None:
+        attempts.append(message.attempt)
+        if message.attempt == 1:
+            raise ValueError("first time fails")
+        stop.set()
+
+    _run_until(client.consumer("jobs", visibility_timeout=0.5), handler, stop,
+               retry=messaging.Retry(backoff=0.01)).join(10)
+    assert refused == [1]
+    assert attempts == [1, 2]
+    assert client.admin.depth("jobs") == 0
 
 
 def test_handler_that_settles_itself_is_not_settled_again(client: messaging.Client) -> None:

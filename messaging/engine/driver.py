@@ -46,7 +46,7 @@ Delivery semantics
   deliveries of the group are dropped by a seek; their acks are then ignored.
   ``Delivery.position`` and ``Delivery.id`` are the message's sequence number, as text.
 * Dead letters are native: ``send_dead_letters`` removes the delivery and appends the
-  letter to the dead-letter destination (created if missing) in one transaction.
+  letter to the dead-letter destination in one transaction.
 * ``depth`` counts the group's unacked deliveries: ready, in flight and delayed.
 
 Errors
@@ -363,9 +363,13 @@ class EngineSubscription(Subscription):
         driver = self._driver
         now = driver.clock.time()
         with driver._write() as db:
+            # A missing one is NOT_FOUND, as for any send: creating it is the portable
+            # layer's choice (``auto_create``), made before anything is taken.
+            targets = {letter.destination: ops.require_destination(db, letter.destination)
+                       for letter in letters}
             taken = [letter for letter in letters if ops.take(db, _lease(letter.ack_id))]
             for destination in dict.fromkeys(letter.destination for letter in taken):
-                dest_id = ops.create_destination(db, destination, 1, now)
+                dest_id = targets[destination]
                 ops.send(db, dest_id, [
                     OutgoingMessage(body=letter.body, key=letter.key, headers=letter.headers)
                     for letter in taken if letter.destination == destination

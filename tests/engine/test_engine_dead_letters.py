@@ -10,6 +10,8 @@ from messaging.driver import DeadLetter
 from messaging.engine import operations
 from messaging.engine.clock import ManualClock
 from messaging.engine.driver import EngineDriver
+from messaging.engine.errors import EngineError
+from messaging.errors import ErrorCode
 
 LETTER_HEADERS = {"trace": "abc", "x-dead-letter-reason": "rejected"}
 
@@ -36,18 +38,22 @@ def test_a_dead_letter_moves_to_its_destination_intact(engine: EngineDriver) -> 
     assert letter.destination == "orders.dlq"
 
 
-def test_a_missing_dead_letter_destination_is_created(engine: EngineDriver) -> None:
+def test_a_missing_dead_letter_destination_is_not_found_and_takes_nothing(
+        engine: EngineDriver) -> None:
+    # Creating it is the portable layer's choice (auto_create), as for any send.
     engine.create("orders", 1, ["g"], {})
-    subscription = subscribe(engine, "orders", "g")
+    subscription = subscribe(engine, "orders", "g", visibility_timeout=10.0)
     send(engine, "orders", b"x")
     [delivery] = take(subscription)
 
-    subscription.send_dead_letters([_letter(delivery.ack_id, "created.dlq")])
+    with pytest.raises(EngineError) as caught:
+        subscription.send_dead_letters([_letter(delivery.ack_id, "missing.dlq")])
 
-    assert "created.dlq" in engine.destinations()
-    letters = subscribe(engine, "created.dlq", "reader")
-    letters.seek("beginning")
-    assert bodies(take(letters)) == [b"\x00poison\xff"]
+    assert caught.value.code is ErrorCode.NOT_FOUND
+    assert "missing.dlq" not in engine.destinations()
+    assert engine.depth("orders", "g") == 1, "the delivery must stay where it was"
+    subscription.send_acks([delivery.ack_id])  # still this holder's lease
+    assert engine.depth("orders", "g") == 0
 
 
 def test_a_stale_lease_is_not_dead_lettered(engine: EngineDriver, clock: ManualClock) -> None:
@@ -70,6 +76,7 @@ def test_a_failed_dead_letter_leaves_the_delivery_in_place(
     engine: EngineDriver, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine.create("orders", 1, ["g"], {})
+    engine.create("orders.dlq", 1, ["letters"], {})
     subscription = subscribe(engine, "orders", "g", visibility_timeout=10.0)
     send(engine, "orders", b"x")
     [delivery] = take(subscription)
@@ -83,7 +90,7 @@ def test_a_failed_dead_letter_leaves_the_delivery_in_place(
     monkeypatch.undo()
 
     assert engine.depth("orders", "g") == 1, "the delivery went, the letter did not"
-    assert "orders.dlq" not in engine.destinations()
+    assert engine.depth("orders.dlq", "letters") == 0
     subscription.send_acks([delivery.ack_id])  # still this holder's lease
     assert engine.depth("orders", "g") == 0
 
