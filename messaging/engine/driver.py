@@ -65,6 +65,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -149,6 +150,16 @@ def open_store(url: BrokerURL, open_timeout: float) -> Store:
                 f"{url.redacted}: a sqlite URL names a file, as sqlite:///relative.db or "
                 "sqlite:////absolute/path.db (use memory:// for an in-memory engine)"
             )
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            # SQLite would say only "unable to open database file"; the usual cause is a
+            # path read as relative (three slashes) that was meant as absolute (four).
+            relative = "" if os.path.isabs(path) else (
+                f", relative to the working directory (sqlite:////{path} would be "
+                f"/{path})")
+            raise bad_configuration(
+                f"{url.redacted}: no directory {directory!r} for the database file "
+                f"{path!r}{relative}")
         return FileStore(path, open_timeout)
     raise bad_configuration(f"the engine serves memory:// and sqlite://, not {url.scheme}://")
 

@@ -75,8 +75,21 @@ def test_bad_urls_are_configuration_errors(url: str) -> None:
     assert caught.value.code is ErrorCode.CONFIGURATION
 
 
+def test_a_missing_directory_is_a_configuration_error_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(messaging.ConfigurationError, match=r"no directory .*no-such-dir"):
+        messaging.connect(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+    # Three slashes make a relative path: the message says so, and what four would mean.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(messaging.ConfigurationError) as caught:
+        messaging.connect("sqlite:///var/lib/app/q.db")
+    assert f"no directory {str(tmp_path / 'var/lib/app')!r}" in str(caught.value)
+    assert "relative to the working directory (sqlite:////var/lib/app/q.db would be " \
+           "/var/lib/app/q.db)" in str(caught.value)
+
+
 def test_an_unopenable_file_is_a_connection_error(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+    url = f"sqlite:///{tmp_path}"  # a directory, not a file
     with pytest.raises(sqlite3.Error) as caught:
         EngineDriver.open(parse_url(url), {})
     assert EngineDriver.__new__(EngineDriver).error_code(caught.value) is ErrorCode.CONNECTION
