@@ -440,7 +440,9 @@ class KafkaSubscription(Subscription):
         """Offsets of ``partitions`` for ``target``. A position names one partition;
         with ``strict`` it must be one of ``partitions``."""
         if isinstance(target, dt.datetime):
-            millis = round(target.timestamp() * 1000)
+            # A time before 1970 is before every record: the broker refuses a negative
+            # timestamp (UNSUPPORTED_VERSION), and 0 finds the first record.
+            millis = max(0, round(target.timestamp() * 1000))
             found = consumer.offsets_for_times(
                 [TopicPartition(self.topic, p, millis) for p in partitions], self._timeout)
             result = {tp.partition: tp.offset for tp in found}
@@ -458,7 +460,14 @@ class KafkaSubscription(Subscription):
                     f"partition {partition} of {self.topic!r} is not assigned to this "
                     f"consumer (it has {partitions}); seek moves its own partitions")
             return {}
-        return {partition: offset}
+        # Kept within what the partition holds. Past its end (a hand-made position, or
+        # one of a topic since made again) librdkafka would reset the fetch to the
+        # beginning, and the partition's state would skip every record before the
+        # position as seen already: the group would receive nothing until then. Before
+        # its start (records gone with retention) the first kept record is next.
+        first = self._offsets([partition], "earliest")[partition]
+        end = self._offsets([partition], "latest")[partition]
+        return {partition: min(max(offset, first), end)}
 
     # -- committing -----------------------------------------------------------------------
     def _snapshot(self, partitions: list[int] | None) -> list[TopicPartition]:

@@ -139,7 +139,9 @@ class StreamApi(Protocol):
 
     def depth(self, stream: str, group: str) -> int: ...
 
-    def set_last_delivered(self, stream: str, group: str, last_id: str) -> None: ...
+    def set_last_delivered(self, stream: str, group: str, last_id: str) -> None:
+        """XGROUP SETID, though never past the stream's last entry: the group reads on
+        from there (an id beyond it would skip every entry added until then)."""
 
     def streams(self) -> list[str]: ...
 
@@ -368,6 +370,12 @@ class RedisStreams:
         return int(self._depth(keys=[stream, delayed_due_key(stream)], args=[group]))
 
     def set_last_delivered(self, stream: str, group: str, last_id: str) -> None:
+        if last_id not in ("0", "$"):
+            last = self._untyped.xinfo_stream(stream)["last-generated-id"]
+            if _id_order(last_id) > _id_order(last):
+                # Entries added between the two calls are before last_id too: skipping
+                # them is what the seek asked for.
+                last_id = "$"
         self._client.xgroup_setid(stream, group, last_id)
 
     def streams(self) -> list[str]:
@@ -420,3 +428,10 @@ def _packed(connection: Any, commands: Sequence[Sequence[Any]]) -> list[bytes]:
     if run:
         writes.append(b"".join(run))
     return writes
+
+
+def _id_order(entry_id: str | bytes) -> tuple[int, int]:
+    """An entry id (``MS-SEQ``) as numbers, in the stream's order."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    millis, _, sequence = text.partition("-")
+    return int(millis), int(sequence or 0)

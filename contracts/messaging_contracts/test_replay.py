@@ -4,6 +4,8 @@ message's ``position``. Without replay every ``seek`` raises ``UnsupportedFeatur
 A naive datetime is refused with ``ConfigurationError``.
 
 A position seek is inclusive: ``seek(message.position)`` delivers that message again.
+A time before the first message is the beginning, and one after the last is the end:
+messages sent after the seek are delivered.
 """
 
 from __future__ import annotations
@@ -144,3 +146,37 @@ def test_seek_to_a_time_rereads_what_came_after(
     # A naive datetime would be read as the local time of whichever machine looked.
     with pytest.raises(messaging.ConfigurationError, match="timezone-aware"):
         consumer.seek(moment.replace(tzinfo=None))
+
+
+def test_seeks_to_times_outside_the_history_are_its_beginning_and_its_end(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+    messaging_expect_unsupported: ExpectUnsupported,
+) -> None:
+    # Any aware datetime is a time: long before the first message (before 1970 too) is
+    # the beginning, and one after the last is the end, after which new messages come
+    # as they are sent (a group left waiting for the year 2200 would have stopped).
+    destination = messaging_destination
+    caps = messaging_client.capabilities_for(destination)
+    consumer = messaging_consumer(destination, messaging_group())
+    early = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+    if not caps.replay:
+        with messaging_expect_unsupported("replay"):
+            consumer.seek(early)
+        return
+
+    producer = messaging_client.producer()
+    history = [b"old-1", b"old-2"]
+    producer.send_many(destination, history, key=KEY)
+    _same(receive_until(consumer, 2, messaging_timing.deliver, ack=True), history,
+          caps.ordering == "per_key")
+
+    consumer.seek(early)
+    _same(receive_until(consumer, 2, messaging_timing.deliver, ack=True), history,
+          caps.ordering == "per_key")
+
+    consumer.seek(dt.datetime(2200, 1, 1, tzinfo=dt.UTC))
+    assert_quiet(consumer, messaging_timing.quiet, "after a seek past the last message")
+    producer.send(destination, b"new", key=KEY)
+    got = receive_until(consumer, 1, messaging_timing.deliver, ack=True)
+    assert bodies(got) == [b"new"], describe(got)

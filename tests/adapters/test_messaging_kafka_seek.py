@@ -103,3 +103,31 @@ def test_seek_past_the_newest_record_by_time_is_the_end(
         kafka_client.producer().send(topic, b"later", key=KEYS[0])
         [later] = drain(consumer, 1)
     assert later.body == b"later"
+
+
+def test_a_position_outside_the_partition_is_kept_within_it(
+        kafka_client: messaging.Client, topic: str) -> None:
+    """Past the end (a hand-made position, one of a topic since made again) it is the
+    end: librdkafka would reset the fetch to the beginning, and the records before the
+    position would be skipped as seen, so the group would receive nothing. Before the
+    start it is the start."""
+    with kafka_client.consumer(topic, group=GROUP) as consumer:
+        got = assigned_everything(consumer)
+        partition = by_partition(got)
+        busiest = max(partition, key=lambda p: len(partition[p]))
+        consumer.seek(f"{busiest}:{len(partition[busiest]) + 1000}")
+        assert consumer.receive(max_messages=len(KEYS), timeout=1.0) == []
+        key = next(m.key for m in got if str(m.position).startswith(f"{busiest}:"))
+        kafka_client.producer().send(topic, b"later", key=key)
+        [later] = drain(consumer, 1)
+        assert later.body == b"later"
+
+        # Its head record deleted, the partition starts at offset 1: a seek to 0 is 1.
+        bootstrap: str = kafka_client._driver.settings.bootstrap  # type: ignore[attr-defined]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for future in admin.delete_records([TopicPartition(topic, busiest, 1)]).values():
+            future.result(timeout=10)
+        consumer.seek(f"{busiest}:0")
+        kept = drain(consumer, len(partition[busiest]))
+    assert [m.body.decode() for m in kept] == [*partition[busiest][1:], "later"]
+    assert str(kept[0].position) == f"{busiest}:1"
