@@ -7,7 +7,8 @@
   null value reads as ""; of repeated header names the last wins);
 * ``delay`` -> one extra header, ``x-deliver-at``: the wall-clock time in epoch
   milliseconds before which consumers of this adapter hold the record back (plain
-  Kafka consumers see it at once, with the header);
+  Kafka consumers see it at once, with the header). It is the adapter's own: not in
+  ``Message.headers``, and refused as a user's header;
 * id -> ``topic:partition:offset``; position -> ``partition:offset``.
 """
 
@@ -41,10 +42,21 @@ def encode_headers(headers: Mapping[str, str], deliver_at: float | None = None
 
 
 def decode_headers(headers: list[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """The record's headers as ``Message.headers`` has them: without ``x-deliver-at``,
+    which is the adapter's own (as a broker's bookkeeping is elsewhere), so that a
+    message forwarded with its headers is not delayed by its original's delay."""
     if not headers:
         return {}
     return {name: "" if value is None else value.decode("utf-8", "surrogateescape")
-            for name, value in headers}
+            for name, value in headers if name != DELIVER_AT}
+
+
+def check_headers(headers: Mapping[str, str]) -> InvalidRequest | None:
+    """The refusal of a user's header that is the adapter's own, or None."""
+    if DELIVER_AT in headers:
+        return InvalidRequest(f"header {DELIVER_AT!r} is the Kafka adapter's own (it "
+                              "carries a send's delay): pass delay= instead, or rename it")
+    return None
 
 
 def deliver_at(headers: list[tuple[str, bytes | None]] | None) -> float:

@@ -229,6 +229,7 @@ class KafkaDriver(Driver):
         # encode it once (the client only reads the list).
         last_headers: Mapping[str, str] | None = None
         encoded: list[tuple[str, bytes]] | None = None
+        refused: InvalidRequest | None = None  # of last_headers
         with self._senders_lock:
             self._senders += 1
         try:
@@ -237,13 +238,14 @@ class KafkaDriver(Driver):
                 if priority is not None or dedup_id is not None:
                     batch.fail(index, InvalidRequest("Kafka has no priority or dedup_id"))
                     continue
-                if delay:
-                    native = encode_headers(headers, now + delay) or None
-                else:
-                    if headers is not last_headers:
-                        last_headers = headers
-                        encoded = encode_headers(headers) or None
-                    native = encoded
+                if headers is not last_headers:
+                    last_headers = headers
+                    refused = _wire.check_headers(headers)
+                    encoded = None if refused else encode_headers(headers) or None
+                if refused is not None:
+                    batch.fail(index, refused)
+                    continue
+                native = encode_headers(headers, now + delay) or None if delay else encoded
                 on_delivery = partial(delivered, index)
                 try:
                     produce(destination, body, None if key is None else encode_key(key),

@@ -184,3 +184,25 @@ def test_a_delayed_send_is_a_plain_record_with_one_header(
     deliver_at = int(headers.pop("x-deliver-at")) / 1000
     assert before + 29 <= deliver_at <= time.time() + 31
     assert headers == {"content-type": b"application/octet-stream"}
+
+
+def test_the_delay_header_is_the_adapters_own(kafka_client: messaging.Client,
+                                               topic: str) -> None:
+    """A delayed message read back has no ``x-deliver-at`` among its headers, so that
+    forwarding it with its headers delays nothing; a user's own header of that name is
+    refused, as it would set a delay."""
+    producer = kafka_client.producer()
+    producer.send(topic, b"later", headers={"trace": "t1"}, delay=1.0)
+    with kafka_client.consumer(topic, "forwarders") as consumer:
+        consumer.seek("beginning")
+        deadline = time.monotonic() + 15
+        got: list[messaging.Message] = []
+        while not got and time.monotonic() < deadline:
+            got = consumer.receive(max_messages=1, timeout=1.0)
+        assert [m.body for m in got] == [b"later"]
+        assert got[0].headers == {"trace": "t1", "content-type": "application/octet-stream"}
+        got[0].ack()
+    with pytest.raises(messaging.ConfigurationError, match="x-deliver-at"):
+        producer.send(topic, b"x", headers={"x-deliver-at": "4102444800000"})
+    with pytest.raises(messaging.ConfigurationError, match="x-deliver-at"):
+        producer.send_many(topic, [b"y"], headers={"x-deliver-at": "1"})

@@ -885,7 +885,7 @@ def test_a_delayed_send_does_not_hold_up_the_next(client: messaging.Client) -> N
     assert client.admin.depth("mail", "g") == 2  # the ack of "now" waits behind "later"
     later = _receive(consumer, 1, 3.0)
     assert [m.body for m in later] == [b"later"]
-    assert later[0].headers["x-deliver-at"]
+    assert "x-deliver-at" not in later[0].headers  # the adapter's own
     consumer.close()
 
 
