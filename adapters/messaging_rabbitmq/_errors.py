@@ -42,6 +42,11 @@ class QueueDeleted(native.ConsumerCancelled):  # type: ignore[misc]
     went with the queue, so they can be neither acked nor delivered again."""
 
 
+class ReservedHeader(native.AMQPError):  # type: ignore[misc]
+    """A user's header that is the broker's or the adapter's own delivery bookkeeping
+    (read for ``attempt``, never shown in ``Message.headers``)."""
+
+
 class KeyTooLong(native.AMQPError):  # type: ignore[misc]
     """A key longer than 255 UTF-8 bytes cannot be an AMQP routing key."""
 
@@ -76,7 +81,7 @@ def error_code(error: BaseException) -> ErrorCode:
         return ErrorCode.CONNECTION
     if isinstance(error, HeadersTooLarge):
         return ErrorCode.TOO_LARGE
-    if isinstance(error, KeyTooLong | native.ShortStringTooLong):
+    if isinstance(error, KeyTooLong | ReservedHeader | native.ShortStringTooLong):
         return ErrorCode.CONFIGURATION
     if isinstance(error, native.AMQPConnectionError | native.ChannelWrongStateError):
         return ErrorCode.CONNECTION

@@ -27,7 +27,8 @@ booleans as ``true``/``false``, timestamps in ISO 8601, tables and arrays as JSO
 broker's and the adapter's own bookkeeping (``x-delivery-count``,
 ``x-prior-deliveries``, ``x-death``, ``x-first-death-*``, ``x-last-death-*``) is read
 for ``attempt`` and not shown in ``headers``: a dead letter built from those headers
-must not carry another queue's delivery count.
+must not carry another queue's delivery count. A send that sets one of them is refused
+(``ConfigurationError``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any
 from pika.spec import BasicProperties
 
 from messaging.driver import AckId, Delivery, OutgoingMessage
-from messaging_rabbitmq._errors import HeadersTooLarge, KeyTooLong
+from messaging_rabbitmq._errors import HeadersTooLarge, KeyTooLong, ReservedHeader
 
 CONTENT_TYPE = "content-type"
 DELIVERY_COUNT = "x-delivery-count"
@@ -109,6 +110,13 @@ def properties(message: OutgoingMessage, message_id: str, timestamp: int,
 
 
 def _check_table(table: dict[str, object], room: int) -> None:
+    if not _BOOKKEEPING.isdisjoint(table):
+        # Read back for attempt and left out of Message.headers: sent by a user, it
+        # would set the first delivery's attempt (x-prior-deliveries 5 made it 6, so a
+        # worker dead-lettered the message unhandled) and then vanish.
+        names = ", ".join(sorted(_BOOKKEEPING.intersection(table)))
+        raise ReservedHeader(f"header(s) {names} are delivery bookkeeping of the broker "
+                             "or the adapter, read for attempt; rename them")
     size = 0
     for name, value in table.items():
         if _too_long(name):

@@ -186,3 +186,17 @@ def test_the_connection_reads_through_the_adapters_frame_reader(
     connection: Any = rabbitmq_client._driver._transport._connection  # type: ignore[attr-defined]
     assert connection._on_data_available.func is _frames.read
     assert connection._transport._MAX_RECV_BYTES == _frames.RECV_BYTES
+
+
+@pytest.mark.parametrize("name", ["x-prior-deliveries", "x-delivery-count", "x-death"])
+def test_a_header_read_for_attempt_is_refused_on_send(
+        rabbitmq_client: messaging.Client, destination: str, name: str) -> None:
+    """These are read for ``attempt`` and left out of ``Message.headers``: a user's
+    ``x-prior-deliveries: 5`` made the first delivery attempt 6 (and a worker with five
+    attempts dead-lettered it unhandled), and the header itself vanished."""
+    producer = rabbitmq_client.producer()
+    with pytest.raises(messaging.ConfigurationError, match=name):
+        producer.send(destination, b"x", headers={name: "5", "trace": "t"})
+    with pytest.raises(messaging.ConfigurationError, match=name):
+        producer.send_many(destination, [b"y", b"z"], headers={name: "5"})
+    assert rabbitmq_client.admin.depth(destination, "plain") == 0, "nothing was sent"
