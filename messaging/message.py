@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from messaging.codecs import Codec, content_type_of
 from messaging.driver import Delivery, Position
@@ -172,6 +172,14 @@ class Message:
             self._state = Settlement.RELEASED
             return True
         return False
+
+    def __reduce__(self) -> NoReturn:
+        # pickle (a process pool) and copy would reach the consumer's connection and
+        # fail on some socket or lock, or make a second settlement state for one delivery.
+        raise TypeError(
+            "a Message belongs to the consumer that received it and is settled through "
+            "it; pass message.body, .value, .key and .headers to another process, and "
+            "ack or nack the message here")
 
     def __repr__(self) -> str:
         return (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import threading
 import time
 import uuid
@@ -212,6 +214,22 @@ def test_a_dead_letter_keeps_as_many_of_its_headers_as_its_size_allows(
                               "x-original-group": "default", "x-attempts": "1"}
     assert "left out x-original-id, x-original-position" in caplog.text
     assert client.admin.depth("orders", "default") == 0
+
+
+@pytest.mark.parametrize("copy_it", [pickle.dumps, copy.copy, copy.deepcopy],
+                         ids=["pickle", "copy", "deepcopy"])
+def test_a_message_is_not_copied_nor_sent_to_another_process(
+        client: messaging.Client, copy_it: Any) -> None:
+    """A process pool pickles its arguments: that failed on a socket or lock of the
+    consumer's connection, and copy.copy made a second settlement state, so a message
+    could be acked twice unnoticed. Both are refused with an explanation."""
+    client.admin.create("orders", groups=["default"])
+    client.producer().send("orders", b"x")
+    with client.consumer("orders") as consumer:
+        (message,) = consumer.receive(1, timeout=1)
+        with pytest.raises(TypeError, match="belongs to the consumer that received it"):
+            copy_it(message)
+        message.ack()
 
 
 def test_iteration_yields_every_message_until_the_consumer_closes(client: messaging.Client
