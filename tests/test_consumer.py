@@ -139,15 +139,22 @@ def test_repr_and_errors_never_show_the_password() -> None:
         assert "memory://" in repr(client)
 
 
-def test_dead_letter_on_reject_keeps_body_headers_and_reason(client: messaging.Client) -> None:
-    client.admin.create("dlq", groups=["ops"])
-    client.admin.create("orders", groups=["default", "g"])
-    client.producer().send("orders", {"id": 1}, key="k", headers={"trace": "t1"})
+def _reject_and_read_the_letter(client: messaging.Client) -> messaging.Message:
+    """Reject the one message on ``orders`` (dead letters to ``dlq``); its letter, acked."""
     with client.consumer("orders", dead_letter="dlq") as consumer:
         (message,) = consumer.receive(1, timeout=1)
         message.nack(requeue=False)
     with client.consumer("dlq", group="ops") as ops:
         (letter,) = ops.receive(1, timeout=1)
+        letter.ack()
+    return letter
+
+
+def test_dead_letter_on_reject_keeps_body_headers_and_reason(client: messaging.Client) -> None:
+    client.admin.create("dlq", groups=["ops"])
+    client.admin.create("orders", groups=["default", "g"])
+    client.producer().send("orders", {"id": 1}, key="k", headers={"trace": "t1"})
+    letter = _reject_and_read_the_letter(client)
     assert letter.value == {"id": 1}
     assert letter.key == "k"
     assert letter.headers["trace"] == "t1"
@@ -176,12 +183,7 @@ def test_a_dead_letter_keeps_as_many_of_its_headers_as_the_backend_takes(
         move(self, letters)
 
     monkeypatch.setattr(EngineSubscription, "send_dead_letters", takes_six)
-    with client.consumer("orders", dead_letter="dlq") as consumer:
-        (message,) = consumer.receive(1, timeout=1)
-        message.nack(requeue=False)
-    with client.consumer("dlq", group="ops") as ops:
-        (letter,) = ops.receive(1, timeout=1)
-        letter.ack()
+    letter = _reject_and_read_the_letter(client)
     assert letter.headers == {"a": "1", "b": "2", "content-type": "application/octet-stream",
                               "x-dead-letter-reason": "rejected",
                               "x-original-destination": "orders",
@@ -201,12 +203,7 @@ def test_a_dead_letter_keeps_as_many_of_its_headers_as_its_size_allows(
     headers = {"content-type": "application/octet-stream"}
     body = b"x" * (limit - message_size(b"", headers) - 100)
     client.producer().send("orders", body, headers=headers)
-    with client.consumer("orders", dead_letter="dlq") as consumer:
-        (message,) = consumer.receive(1, timeout=1)
-        message.nack(requeue=False)
-    with client.consumer("dlq", group="ops") as ops:
-        (letter,) = ops.receive(1, timeout=1)
-        letter.ack()
+    letter = _reject_and_read_the_letter(client)
     assert letter.body == body
     assert message_size(letter.body, letter.headers) <= limit
     assert letter.headers == {**headers, "x-dead-letter-reason": "rejected",
