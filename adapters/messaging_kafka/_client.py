@@ -114,6 +114,10 @@ class Admin(Protocol):
     def set_group_offsets(self, group: str, topic: str, offsets: Mapping[int, int]) -> None:
         """Commit ``offsets`` for ``group`` from outside it (declares the group)."""
 
+    def forget_group(self, group: str) -> None:
+        """Delete ``group``, one that never has members, without waiting for the answer
+        (a failure leaves offsets that are of no further use)."""
+
     def groups(self) -> list[str]: ...
 
     def native(self) -> object: ...
@@ -299,6 +303,9 @@ class ConfluentAdmin:
         for consumer, lock in readers:
             with lock:
                 consumer.close()
+
+    def forget_group(self, group: str) -> None:
+        self._client.delete_consumer_groups([group], request_timeout=self._timeout)
 
     def groups(self) -> list[str]:
         future = self._client.list_consumer_groups(request_timeout=self._timeout)

@@ -104,6 +104,7 @@ class KafkaSubscription(Subscription):
     def __init__(self, topic: str, group: str, make_consumer: ConsumerFactory,
                  request_timeout: float, offsets: Offsets, *,
                  starts: Mapping[int, int] | None = None,
+                 started: Callable[[], None] = lambda: None,
                  acked_unsent: Callable[[], list[AckId]] = list,
                  finish_running: Callable[[Callable[[AckId], bool], float], None] = (
                      no_running_handlers),
@@ -112,14 +113,17 @@ class KafkaSubscription(Subscription):
         by the driver's admin client in one request (a consumer's watermark query would
         take one per partition). ``starts``: where the group begins on partitions it has
         no committed offset for yet (the driver could not commit them because the group
-        had members). ``acked_unsent``: ``SubscriptionOptions.acked_unsent``, settled
-        with a revocation's commit; ``finish_running``: its wait for running handlers,
-        at most ``revoke_wait`` seconds, before that."""
+        had members); ``started`` is called once they are all committed as the group's
+        own (the driver then deletes the side group that kept them). ``acked_unsent``:
+        ``SubscriptionOptions.acked_unsent``, settled with a revocation's commit;
+        ``finish_running``: its wait for running handlers, at most ``revoke_wait``
+        seconds, before that."""
         self.topic = topic
         self.group = group
         self._timeout = request_timeout
         self._offsets = offsets
         self._starts = dict(starts or {})
+        self._started = started
         self._acked_unsent = acked_unsent
         self._finish_running = finish_running
         self._revoke_wait = revoke_wait
@@ -577,6 +581,7 @@ class KafkaSubscription(Subscription):
             seek, self._pending_seek = self._pending_seek, None
         targets = {p: self._starts.pop(p) for p, state in states.items()
                    if state.position is None and p in self._starts}
+        started = bool(targets)  # from the declaration: the side group goes once committed
         if seek is None and not targets:
             return
         try:
@@ -593,8 +598,8 @@ class KafkaSubscription(Subscription):
                 for tp in partitions])
             with self._state:
                 offsets = self._snapshot(list(targets))
-            if offsets:
-                self._commit(consumer, offsets)
+            if offsets and self._commit(consumer, offsets) and started and not self._starts:
+                self._started()
         except Exception as error:  # raised by the next receive: not inside the client
             self._error = error
 

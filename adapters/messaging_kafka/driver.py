@@ -13,8 +13,9 @@ Delivery semantics
   record has its delivery report, each message's own result in order.
 * A group exists from ``subscribe`` (or ``create(groups=...)``): the driver commits
   the current end offsets for the group's partitions that have none, so every record
-  sent afterwards reaches it, even before the member has joined. Partitions added
-  later are read from their beginning.
+  sent afterwards reaches it, even before the member has joined (through a side group
+  when the group has members elsewhere: :mod:`messaging_kafka._declarations`).
+  Partitions added later are read from their beginning.
 * At-least-once, per partition in order (see :mod:`messaging_kafka._subscription`):
   the committed offset is the contiguous acked prefix; acks above a gap and delivery
   counts travel in the commit metadata (:mod:`messaging_kafka._offsets`), so the next
@@ -67,7 +68,7 @@ from messaging.driver import (
 )
 from messaging.errors import ErrorCode
 from messaging.urls import BrokerURL
-from messaging_kafka import _errors, _wire
+from messaging_kafka import _declarations, _errors, _wire
 from messaging_kafka._client import (
     LIBRARY_LOG,
     Admin,
@@ -91,9 +92,6 @@ _POLL = 0.05
 _SHARED_POLL = 0.002
 """Longest wait in ``poll`` while other senders are at work: another sender's poll may
 serve this batch's last report, and this one's poll would then sleep on regardless."""
-_GROUP_HAS_MEMBERS = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.NON_EMPTY_GROUP,
-                                KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                                KafkaError.GROUP_SUBSCRIBED_TO_TOPIC})
 _AUTH_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
                          KafkaError._SSL, KafkaError.TOPIC_AUTHORIZATION_FAILED,
                          KafkaError.CLUSTER_AUTHORIZATION_FAILED})
@@ -314,12 +312,14 @@ class KafkaDriver(Driver):
         starts = self._declare(destination, group, self._admin.partitions(destination))
         self._topics.add(destination)
         settings = self.settings
+        admin = self._admin
 
         def make_consumer(on_commit: Any, on_error: Any) -> ConsumerClient:
             return self._clients.consumer(settings.consumer(
                 group, LIBRARY_LOG, on_error, on_commit))
 
-        admin = self._admin
+        def started() -> None:
+            admin.forget_group(_declarations.side_group(destination, group))
 
         def offsets(partitions: Sequence[int] | None, which: Which) -> dict[int, int]:
             if partitions is None:
@@ -327,32 +327,18 @@ class KafkaDriver(Driver):
             return admin.offsets(destination, partitions, which)
 
         return KafkaSubscription(destination, group, make_consumer, settings.request_timeout,
-                                 offsets, starts=starts, acked_unsent=options.acked_unsent,
+                                 offsets, starts=starts, started=started,
+                                 acked_unsent=options.acked_unsent,
                                  finish_running=options.finish_running,
                                  revoke_wait=settings.revoke_wait)
 
     def _declare(self, topic: str, group: str, partitions: Sequence[int]) -> dict[int, int]:
-        """Give ``group`` a committed offset (the current end) on every partition that
-        has none, so it receives everything sent from now on (contract 11).
-
-        Kafka accepts such a commit from outside the group only while the group has no
-        members (it may have some on another topic). Then the end offsets are returned
-        instead, and the member commits them when it is assigned those partitions.
-        """
+        """Give ``group`` a start (the current end) on every partition of ``topic`` that
+        has none, so it receives everything sent from now on (contract 11); the starts
+        its member must commit itself, where Kafka would not take them from outside
+        (see :mod:`messaging_kafka._declarations`)."""
         with self._declare_lock:
-            committed = self._admin.group_offsets(group, topic, partitions)
-            missing = [p for p in partitions if committed.get(p, (-1, None))[0] < 0]
-            if not missing:
-                return {}
-            ends = self._admin.offsets(topic, missing, "latest")
-            try:
-                self._admin.set_group_offsets(group, topic, ends)
-            except KafkaException as error:
-                native = _errors.kafka_error(error)
-                if native is None or native.code() not in _GROUP_HAS_MEMBERS:
-                    raise
-                return ends
-            return {}
+            return _declarations.declare(self._admin, topic, group, partitions)
 
     # -- administration -----------------------------------------------------------------
     def create(self, destination: str, partitions: int, groups: Sequence[str],
@@ -387,8 +373,7 @@ class KafkaDriver(Driver):
     def depth(self, destination: str, group: str) -> int:
         self._check_open()
         partitions = self._admin.partitions(destination)
-        committed = self._admin.group_offsets(group, destination, partitions)
-        positions = {p: committed.get(p, (-1, None)) for p in partitions}
+        positions = _declarations.positions(self._admin, destination, group, partitions)
         if all(offset < 0 for offset, _ in positions.values()):
             raise KafkaException(KafkaError(
                 KafkaError.GROUP_ID_NOT_FOUND,
@@ -410,9 +395,11 @@ class KafkaDriver(Driver):
 
     def groups(self, destination: str) -> list[str]:
         partitions = self._admin.partitions(destination)
-        return [group for group in self._admin.groups()
-                if any(offset >= 0 for offset, _ in
-                       self._admin.group_offsets(group, destination, partitions).values())]
+        names = self._admin.groups()
+        found = {group for group in names if not _declarations.is_side(group) and any(
+            offset >= 0 for offset, _ in
+            self._admin.group_offsets(group, destination, partitions).values())}
+        return sorted(found.union(_declarations.declared_on(destination, names)))
 
     # -- the rest -----------------------------------------------------------------------
     def error_code(self, error: BaseException) -> ErrorCode:

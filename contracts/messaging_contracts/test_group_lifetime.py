@@ -69,6 +69,53 @@ def test_group_exists_from_its_first_consumer(
     assert messaging_client.admin.depth(destination, group) == 0
 
 
+def _busy_elsewhere(client: messaging.Client, make_destination: MakeDestination,
+                    make_consumer: MakeConsumer, group: str, timing: Timing) -> None:
+    """Make ``group`` consume another destination, as one service's group reading two
+    queues or topics does (on Kafka: one consumer group with a live member on another
+    topic), until the test ends."""
+    elsewhere = make_destination(groups=[group], suffix="elsewhere")
+    client.producer().send(elsewhere, b"elsewhere")
+    got = receive_until(make_consumer(elsewhere, group), 1, timing.deliver, ack=True)
+    assert bodies(got) == [b"elsewhere"], describe(got)
+
+
+def test_a_group_declared_while_busy_elsewhere_finds_its_backlog(
+    *, messaging_client: messaging.Client, messaging_make_destination: MakeDestination,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    group = messaging_group()
+    _busy_elsewhere(messaging_client, messaging_make_destination, messaging_consumer, group,
+                    messaging_timing)
+    destination = messaging_make_destination(groups=[group])
+    sent = [b"declared-1", b"declared-2"]
+    messaging_client.producer().send_many(destination, sent)
+    assert messaging_client.admin.depth(destination, group) == len(sent)
+
+    got = receive_until(messaging_consumer(destination, group), len(sent),
+                        messaging_timing.deliver, ack=True)
+
+    assert sorted(bodies(got)) == sent, describe(got)
+
+
+def test_a_group_busy_elsewhere_exists_from_its_first_consumer(
+    *, messaging_client: messaging.Client, messaging_make_destination: MakeDestination,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    group = messaging_group()
+    _busy_elsewhere(messaging_client, messaging_make_destination, messaging_consumer, group,
+                    messaging_timing)
+    destination = messaging_make_destination()
+    messaging_consumer(destination, group).close()  # made, and gone before it read
+    sent = [b"while-away-1", b"while-away-2"]
+    messaging_client.producer().send_many(destination, sent)
+
+    got = receive_until(messaging_consumer(destination, group), len(sent),
+                        messaging_timing.deliver, ack=True)
+
+    assert sorted(bodies(got)) == sent, describe(got)
+
+
 def test_new_group_misses_earlier_messages_unless_it_seeks(
     *, messaging_client: messaging.Client, messaging_destination: str,
     messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
