@@ -49,6 +49,9 @@ from messaging.urls import BrokerURL
 DEFAULT_PORT = 9092
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 FRAMING_MARGIN = 64 * 1024
+METADATA_REFRESH = 5.0
+"""Seconds between a consumer's metadata refreshes: how soon it notices its topic was
+deleted (or grew partitions). One small request each; ``kafka_config`` may change it."""
 """Room the producer's ``message.max.bytes`` leaves above ``max_message_bytes`` for the
 key, the record framing and a delay header, so the portable size check stays the one
 that refuses a message."""
@@ -210,6 +213,11 @@ class Settings:
             "heartbeat.interval.ms": max(100, _ms(self.session_timeout) // 3),
             "enable.partition.eof": False,
             "allow.auto.create.topics": False,
+            # A topic deleted under the member shows only in fresh metadata (then its
+            # partitions are lost and the client reports it unknown): at the default
+            # five minutes, receive would return nothing for that long instead of
+            # DestinationNotFound, as every other backend raises at once.
+            "topic.metadata.refresh.interval.ms": _ms(METADATA_REFRESH),
             "on_commit": on_commit,
         }
         return {**config, **self.common(logger, error_cb)}

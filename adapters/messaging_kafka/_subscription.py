@@ -89,6 +89,8 @@ SLICE = 0.02
 _YIELD_LIMIT = 0.2
 _SURFACED = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION,
                        KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL})
+_TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
+                         KafkaError.UNKNOWN_TOPIC_ID})
 _OFFSET_BEGINNING = -2
 _USE_COMMITTED = -1001
 
@@ -144,6 +146,7 @@ class KafkaSubscription(Subscription):
         self._paused_unloaded: set[int] = set()
         self._deferred = False
         self._error: BaseException | None = None
+        self._gone: KafkaException | None = None  # the topic was deleted
         self._ack_seq = 0
         self._committed_seq = 0
         self._rotation = 0
@@ -167,6 +170,8 @@ class KafkaSubscription(Subscription):
         polled = False
         while True:
             self._raise_error()
+            if self._gone is not None and not self._parts:
+                raise self._gone
             if self._unloaded:
                 self._load_unloaded()
             with self._state:
@@ -217,6 +222,10 @@ class KafkaSubscription(Subscription):
             for message in messages:
                 failure = message.error()
                 if failure is not None:
+                    if failure.code() in _TOPIC_GONE:
+                        # The topic was deleted (its partitions were lost just before):
+                        # every receive says so, as on every backend, until it returns.
+                        self._gone = KafkaException(failure)
                     if failure.code() != KafkaError._PARTITION_EOF and error is None:
                         error = KafkaException(failure)
                     continue
@@ -576,6 +585,7 @@ class KafkaSubscription(Subscription):
             self._error = error
             return
         states = {tp.partition: self._state_for(tp) for tp in committed}
+        self._gone = None  # the topic is back (created again)
         with self._state:
             self._parts.update(states)
             seek, self._pending_seek = self._pending_seek, None
@@ -649,8 +659,8 @@ class KafkaSubscription(Subscription):
     def _on_lost(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         lost = [tp.partition for tp in partitions]
         log.warning("kafka: partitions %s of %r were lost (this member was out of the group "
-                    "too long); their next owner delivers again what was not committed",
-                    lost, self.topic)
+                    "too long, or the topic was deleted); their next owner delivers again "
+                    "what was not committed", lost, self.topic)
         with self._state:
             self._give_back_ahead(lost)
             for partition in lost:

@@ -6,13 +6,14 @@ through ``seek``.
 
 Also here: ``admin.create`` is idempotent and keeps what is queued, ``admin.delete`` of a
 missing destination is no error, nor is settling messages or closing a consumer whose
-destination was deleted under it, and ``depth`` counts ready, in-flight and delayed
-messages not yet acked by the group.
+destination was deleted under it (a receive then raises ``DestinationNotFound``), and
+``depth`` counts ready, in-flight and delayed messages not yet acked by the group.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 
@@ -191,6 +192,27 @@ def test_closing_after_the_destination_was_deleted_is_no_error(
 
     assert consumer.closed
     assert {m.settlement for m in held} == {Settlement.RELEASED}
+
+
+def test_receiving_after_the_destination_was_deleted_raises_not_found(
+    *, messaging_client: messaging.Client, messaging_group: MakeGroup,
+    messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    # A worker whose destination was deleted under it is told so, and keeps being told,
+    # rather than waiting forever for messages that cannot come.
+    group, destination = messaging_group(), unique_name("mc-receive-deleted")
+    messaging_client.admin.create(destination, groups=[group])
+    consumer = messaging_consumer(destination, group)
+    messaging_client.producer().send(destination, b"before")
+    assert bodies(receive_until(consumer, 1, messaging_timing.deliver, ack=True)) == [b"before"]
+
+    messaging_client.admin.delete(destination)
+    deadline = time.monotonic() + messaging_timing.deliver
+    with pytest.raises(messaging.DestinationNotFound):
+        while time.monotonic() < deadline:  # the backend may take a moment to notice
+            consumer.receive(1, timeout=messaging_timing.quiet)
+    with pytest.raises(messaging.DestinationNotFound):
+        consumer.receive(1, timeout=messaging_timing.quiet)
 
 
 def test_settling_after_the_destination_was_deleted_is_no_error(
