@@ -54,6 +54,11 @@ def declare(admin: Admin, topic: str, group: str, partitions: Sequence[int]) -> 
     side group's, else the current end. Returns the starts Kafka would not take as the
     group's own (it has members), which the member assigned those partitions commits;
     they are then kept in the side group too."""
+    # The ends are read before the group's offsets. Another process declaring the group
+    # at the same moment may commit its own ends in between, and records sent after that
+    # belong to the group: they lie at or past these ends, so this commit, which
+    # replaces that one, cannot skip them (it may repeat some sent just before).
+    ends = admin.offsets(topic, partitions, "latest")
     committed = admin.group_offsets(group, topic, partitions)
     missing = [p for p in partitions if committed.get(p, (-1, None))[0] < 0]
     if not missing:
@@ -61,8 +66,7 @@ def declare(admin: Admin, topic: str, group: str, partitions: Sequence[int]) -> 
     side = side_group(topic, group)
     recorded = {p: offset for p, (offset, _) in admin.group_offsets(side, topic, missing).items()
                 if offset >= 0}
-    starts = {**admin.offsets(topic, [p for p in missing if p not in recorded], "latest"),
-              **recorded}
+    starts = {p: recorded.get(p, ends[p]) for p in missing}
     try:
         admin.set_group_offsets(group, topic, starts)
     except KafkaException as error:

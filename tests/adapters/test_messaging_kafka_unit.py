@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from messaging_kafka import KafkaDriver, _offsets, _wire
+from messaging_kafka import KafkaDriver, _declarations, _offsets, _wire
 from messaging_kafka._client import Admin, ConsumerClient, ProducerClient
 from messaging_kafka._errors import Unreachable, error_code
 from messaging_kafka._offsets import PartitionState, Record, decode, encode
@@ -487,6 +487,10 @@ class FakeAdmin:
         for partition, offset in offsets.items():
             self.cluster.offsets[(group, topic, partition)] = (offset, "")
 
+    def forget_group(self, group: str) -> None:
+        for key in [key for key in self.cluster.offsets if key[0] == group]:
+            del self.cluster.offsets[key]
+
     def groups(self) -> list[str]:
         return sorted({group for group, _, _ in self.cluster.offsets})
 
@@ -634,6 +638,32 @@ def test_the_group_exists_from_the_first_consumer(client: messaging.Client,
     assert client.admin.depth("events", "late") == 1
     with client.consumer("events", "late") as consumer:
         assert [m.body for m in _receive(consumer, 2, 0.3)] == [b"after"]
+
+
+def test_two_processes_declaring_a_group_at_once_skip_nothing_sent_after_the_first(
+        cluster: FakeCluster) -> None:
+    # Process B finds the group without offsets; process A declares it (at offset 2)
+    # before B commits; two records are sent after A's consumer() returned, so they are
+    # the group's. B's declaration replaces A's and must not skip them.
+    admin = FakeAdmin(cluster, lambda error: None)
+    admin.create_topic("signups", 1, 1, {})
+    for value in (b"old-1", b"old-2"):
+        cluster.append("signups", value, None, None)
+    read = admin.group_offsets
+
+    def group_offsets_then_a_declares(group: str, topic: str, partitions: Sequence[int]
+                                      ) -> dict[int, tuple[int, str | None]]:
+        found = read(group, topic, partitions)
+        if group == "mailer":
+            admin.set_group_offsets("mailer", "signups", {0: 2})  # process A
+            for value in (b"new-1", b"new-2"):
+                cluster.append("signups", value, None, None)
+        return found
+
+    admin.group_offsets = group_offsets_then_a_declares  # type: ignore[method-assign]
+    _declarations.declare(admin, "signups", "mailer", [0])  # process B
+
+    assert cluster.offsets[("mailer", "signups", 0)][0] <= 2
 
 
 def test_out_of_order_acks_commit_the_prefix_and_record_the_rest(
