@@ -147,6 +147,10 @@ class KafkaSubscription(Subscription):
         self._deferred = False
         self._error: BaseException | None = None
         self._gone: KafkaException | None = None  # the topic was deleted
+        # When the member began rejoining after a cooperative revocation, until the
+        # assignment that ends that rebalance (monotonic; None: none under way).
+        self._rebalance_started: float | None = None
+        self._revoked = False
         self._ack_seq = 0
         self._committed_seq = 0
         self._rotation = 0
@@ -394,6 +398,9 @@ class KafkaSubscription(Subscription):
                     # asynchronous commit, it is then on its way).
                     self._ahead_recorded = True
                 if offsets and not self._commit(consumer, offsets):
+                    with self._state:
+                        # Not on Kafka yet: the next receive records the read-ahead.
+                        self._ahead_recorded = False
                     return
             self._committed_seq = target
 
@@ -504,9 +511,22 @@ class KafkaSubscription(Subscription):
                 if state is not None:
                     state.last_commit = None
 
-    def _commit(self, consumer: ConsumerClient, offsets: list[TopicPartition]) -> bool:
+    def _commit(self, consumer: ConsumerClient, offsets: list[TopicPartition], *,
+                mid_rebalance: bool = False) -> bool:
         """Commit synchronously (the gate held). False when the group is rebalancing:
-        the state stays and goes with the next commit. Other failures raise."""
+        the state stays and goes with the next commit. Other failures raise.
+
+        While the member rejoins after a cooperative revocation (the second rebalance
+        KIP-429 makes), librdkafka holds a synchronous commit until that rebalance is
+        over (seconds: a heartbeat interval and more) and then fails it, and the gate
+        this holds stops the member's receiving meanwhile. So there it is not made at
+        all, unless ``mid_rebalance`` (closing), and goes with the next commit after."""
+        started = self._rebalance_started
+        if (not mid_rebalance and started is not None
+                and time.monotonic() - started < self._timeout):
+            self._forget_sent(offsets)
+            self._deferred = True
+            return False
         try:
             result = consumer.commit(offsets=offsets, asynchronous=False)
             failed = [tp.error for tp in result or [] if tp.error is not None]
@@ -569,6 +589,11 @@ class KafkaSubscription(Subscription):
 
     # -- rebalancing (called by the client inside consume/close, the gate held) ---------
     def _on_assign(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
+        # Every rebalance ends with an assignment, maybe empty. One that follows a
+        # revocation ends the first half of a cooperative rebalance: the member then
+        # rejoins, and the second half ends with the next assignment (see _commit).
+        self._rebalance_started = time.monotonic() if self._revoked else None
+        self._revoked = False
         if not partitions or self._closed:
             # Nothing new (a cooperative rebalance tells every member, also those that
             # gain nothing), or a member leaving: the client serves a rebalance it had
@@ -620,6 +645,7 @@ class KafkaSubscription(Subscription):
 
     def _on_revoke(self, consumer: ConsumerClient, partitions: list[TopicPartition]) -> None:
         revoked = [tp.partition for tp in partitions]
+        self._revoked = True  # the member rejoins after this rebalance: see _on_assign
         # Handlers still running on these partitions finish first (bounded), and the
         # worker starts no more of them (holds is false from now): their acks then go
         # with this commit instead of the next owner doing that work again.
@@ -728,7 +754,7 @@ class KafkaSubscription(Subscription):
             with self._state:
                 offsets = self._snapshot(None)
             try:
-                if offsets and not self._commit(consumer, offsets):
+                if offsets and not self._commit(consumer, offsets, mid_rebalance=True):
                     log.warning("kafka: the closing member of %r could not commit, the group "
                                 "is rebalancing: its partitions' next owners deliver again "
                                 "what was settled since its last commit", self.topic)

@@ -388,6 +388,65 @@ def test_members_of_one_group_on_two_topics_close_at_once(
                 client.admin.delete(name)
 
 
+def test_a_member_keeps_receiving_while_another_joins(kafka_url: str) -> None:
+    """A cooperative rebalance lets a member keep its other partitions; but librdkafka
+    holds a synchronous commit made while the member rejoins (the rebalance's second
+    half) until the rebalance is over, and the member received nothing while its ack's
+    commit waited: a stop of about a heartbeat interval (``session_timeout`` / 3) on
+    every join. Made long here (15 s sessions: 5 s heartbeats) so that it cannot hide."""
+    session = 15.0
+    group, topic = f"joining-{uuid.uuid4().hex[:8]}", f"failure-{uuid.uuid4().hex[:10]}"
+    stop = threading.Event()
+    with messaging.connect(kafka_url, session_timeout=session) as client, \
+            messaging.connect(kafka_url, session_timeout=session) as joiner_client:
+        client.admin.create(topic, partitions=4, groups=[group])
+
+        def produce() -> None:
+            producer = client.producer()
+            while not stop.is_set():
+                producer.send_many(topic, [b"tick"] * 8)
+                time.sleep(0.05)
+
+        received: list[float] = []
+
+        def work(consumer: messaging.Consumer) -> None:
+            while not stop.is_set():
+                got = consumer.receive(50, timeout=0.2)
+                if got:
+                    received.append(time.monotonic())
+                    consumer.ack_many(got)
+
+        threads = [threading.Thread(target=produce)]
+        member = client.consumer(topic, group)
+        joiner: messaging.Consumer | None = None
+        threads.append(threading.Thread(target=work, args=(member,)))
+        try:
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + WAIT
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert received, "the first member received nothing"
+            joined = time.monotonic()
+            joiner = joiner_client.consumer(topic, group)
+            assert drain(joiner, 1, batch=50), "the joining member was never assigned"
+            assigned = time.monotonic()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
+            if joiner is not None:
+                joiner.close()
+            member.close()
+            client.admin.delete(topic)
+        seen = [t for t in received if joined <= t <= assigned]
+        gaps = [later - earlier for earlier, later in zip([joined, *seen], [*seen, assigned],
+                                                          strict=True)]
+        assert max(gaps) < session / 6, (
+            f"the first member received nothing for {max(gaps):.1f} s while the other "
+            f"joined ({assigned - joined:.1f} s)")
+
+
 # -- a private broker: authentication and durability ------------------------------------
 class PrivateKafka:
     """A single-node KRaft broker of our own: PLAINTEXT and SASL/PLAIN listeners."""

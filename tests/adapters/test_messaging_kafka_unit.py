@@ -980,6 +980,31 @@ def test_a_commit_refused_while_rebalancing_goes_with_the_next(
     assert cluster.offsets[("g", "jobs", 0)] == (2, "")
 
 
+def test_acks_while_the_member_rejoins_are_committed_once_the_rebalance_is_over(
+        client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
+    """librdkafka holds a synchronous commit made while the member rejoins after a
+    cooperative revocation until that second rebalance is over, and then fails it; the
+    member, whose gate the commit holds, would receive nothing meanwhile. So acks then
+    commit nothing, and go out with the first commit after the rebalance."""
+    client.admin.create("jobs", partitions=2, groups=["g"])
+    client.producer().send_many("jobs", [b"a", b"b"])
+    consumer = client.consumer("jobs", "g")
+    got = _receive(consumer, 2)
+    member = clients.consumers[-1]
+    member.callbacks["revoke"](member, [TopicPartition("jobs", 1)])  # the first half
+    member.callbacks["assign"](member, [])
+    before = len(cluster.commits)
+
+    got[0].ack()
+    assert consumer.receive(max_messages=1, timeout=0.05) == []
+
+    assert len(cluster.commits) == before
+    member.callbacks["assign"](member, [])  # the rebalance is over
+    assert consumer.receive(max_messages=1, timeout=0.05) == []
+    assert cluster.offsets[("g", "jobs", 0)][0] == 1
+    consumer.close()
+
+
 def test_acks_from_many_threads_share_commits(client: messaging.Client,
                                               cluster: FakeCluster) -> None:
     client.admin.create("jobs", groups=["g"])
