@@ -50,6 +50,9 @@ DEFAULT_PORT = 9092
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 FRAMING_MARGIN = 64 * 1024
 METADATA_REFRESH = 5.0
+HEARTBEAT = 1.0
+"""Seconds between a consumer's heartbeats at most (a third of ``session_timeout`` when
+that is shorter): how soon members take part in a rebalance."""
 """Seconds between a consumer's metadata refreshes: how soon it notices its topic was
 deleted (or grew partitions). One small request each; ``kafka_config`` may change it."""
 """Room the producer's ``message.max.bytes`` leaves above ``max_message_bytes`` for the
@@ -210,7 +213,10 @@ class Settings:
             # rebalance instead of giving everything back.
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": _ms(self.session_timeout),
-            "heartbeat.interval.ms": max(100, _ms(self.session_timeout) // 3),
+            # Members learn of a rebalance from a heartbeat's answer: at librdkafka's
+            # 3 s, a member joining or leaving waited that long for the others to rejoin
+            # (twice, the two halves of a cooperative rebalance) before partitions moved.
+            "heartbeat.interval.ms": min(_ms(HEARTBEAT), max(100, _ms(self.session_timeout) // 3)),
             "enable.partition.eof": False,
             "allow.auto.create.topics": False,
             # A topic deleted under the member shows only in fresh metadata (then its

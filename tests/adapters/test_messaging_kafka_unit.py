@@ -207,6 +207,15 @@ def test_settings_from_the_url() -> None:
         "all", True, 0.0)
 
 
+@pytest.mark.parametrize(("session", "heartbeat_ms"), [(10.0, 1000), (45.0, 1000), (1.5, 500)])
+def test_consumers_heartbeat_every_second_at_most(session: float, heartbeat_ms: int) -> None:
+    # How soon members take part in a rebalance (librdkafka's 3 s doubled every join).
+    settings = Settings.parse(parse_url("kafka://h"), {"session_timeout": session})
+    config = settings.consumer("g", _offsets.log, None, lambda *_: None)
+    assert config["heartbeat.interval.ms"] == heartbeat_ms
+    assert config["topic.metadata.refresh.interval.ms"] == 5000  # sees a deleted topic
+
+
 @pytest.mark.parametrize(("url", "options"), [
     ("kafka://", {}),
     ("kafka://h:9092/path", {}),
