@@ -388,6 +388,7 @@ class KafkaSubscription(Subscription):
         with self._commit_lock:
             if self._committed_seq >= mine:
                 return  # a commit that began after this ack already carried it
+            self._wait_out_rejoin()
             with self._using_consumer() as consumer:
                 self._read_ahead(consumer)
                 with self._state:
@@ -403,6 +404,24 @@ class KafkaSubscription(Subscription):
                         self._ahead_recorded = False
                     return
             self._committed_seq = target
+
+    def _wait_out_rejoin(self) -> None:
+        """While the member rejoins (see ``_commit``), an ack's commit waits for the
+        rebalance to end, so that it returns with its acks on Kafka, but without holding
+        the gate for it: the receiving thread goes on meanwhile. The rebalance ends
+        inside a consume call; where no other thread is receiving, this one makes those
+        calls, in slices, keeping what they fetch for the next receive."""
+        while True:
+            started = self._rebalance_started
+            if started is None or time.monotonic() - started >= self._timeout:
+                return
+            with self._using_consumer() as consumer:
+                if self._rebalance_started is None:
+                    return
+                error = self._absorb(consumer.consume(1, SLICE))
+                if error is not None:
+                    self._error = error  # the next receive raises it
+            time.sleep(SLICE / 4)  # the receiving thread's turn at the gate
 
     def holds(self, ack_id: AckId) -> bool:
         # Revocation, loss and seek each replace or drop the partition's state (a new

@@ -989,12 +989,12 @@ def test_a_commit_refused_while_rebalancing_goes_with_the_next(
     assert cluster.offsets[("g", "jobs", 0)] == (2, "")
 
 
-def test_acks_while_the_member_rejoins_are_committed_once_the_rebalance_is_over(
+def test_an_ack_while_the_member_rejoins_commits_once_the_rebalance_is_over(
         client: messaging.Client, cluster: FakeCluster, clients: FakeClients) -> None:
     """librdkafka holds a synchronous commit made while the member rejoins after a
-    cooperative revocation until that second rebalance is over, and then fails it; the
-    member, whose gate the commit holds, would receive nothing meanwhile. So acks then
-    commit nothing, and go out with the first commit after the rebalance."""
+    cooperative revocation until that second rebalance is over, and then fails it; a
+    commit waiting there with the consumer held stopped the member's receiving. So the
+    ack waits for the rebalance's end without holding the consumer, then commits."""
     client.admin.create("jobs", partitions=2, groups=["g"])
     client.producer().send_many("jobs", [b"a", b"b"])
     consumer = client.consumer("jobs", "g")
@@ -1004,12 +1004,16 @@ def test_acks_while_the_member_rejoins_are_committed_once_the_rebalance_is_over(
     member.callbacks["assign"](member, [])
     before = len(cluster.commits)
 
-    got[0].ack()
-    assert consumer.receive(max_messages=1, timeout=0.05) == []
-
+    acking = threading.Thread(target=got[0].ack)
+    acking.start()
+    time.sleep(0.2)
+    assert consumer.receive(max_messages=1, timeout=0.05) == []  # not held up
+    assert acking.is_alive()
     assert len(cluster.commits) == before
+
     member.callbacks["assign"](member, [])  # the rebalance is over
-    assert consumer.receive(max_messages=1, timeout=0.05) == []
+    acking.join(timeout=5)
+    assert not acking.is_alive()
     assert cluster.offsets[("g", "jobs", 0)][0] == 1
     consumer.close()
 
