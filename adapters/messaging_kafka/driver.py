@@ -51,6 +51,7 @@ delivery report is that message's result; the batch's other messages keep theirs
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -92,6 +93,7 @@ _POLL = 0.05
 _SHARED_POLL = 0.002
 """Longest wait in ``poll`` while other senders are at work: another sender's poll may
 serve this batch's last report, and this one's poll would then sleep on regardless."""
+log = logging.getLogger("messaging.kafka")
 _AUTH_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
                          KafkaError._SSL, KafkaError.TOPIC_AUTHORIZATION_FAILED,
                          KafkaError.CLUSTER_AUTHORIZATION_FAILED})
@@ -359,10 +361,17 @@ class KafkaDriver(Driver):
         self._admin.create_topic(destination, partitions, replication,
                                  {str(k): str(v) for k, v in config.items()})
         self._topics.add(destination)
-        if groups:
-            existing = self._admin.partitions(destination)
-            for group in groups:
-                self._declare(destination, group, existing)
+        existing = self._admin.partitions(destination)
+        if len(existing) < partitions:
+            # create is idempotent and never adds partitions (that moves keys to other
+            # partitions), but fewer than asked is less parallelism than the caller
+            # plans for: said, not silently kept.
+            log.warning("kafka: topic %r exists with %d partition(s), fewer than the %d "
+                        "asked for; it is kept as it is (to add partitions, which moves "
+                        "keys to other partitions: kafka-topics.sh --alter --partitions %d)",
+                        destination, len(existing), partitions, partitions)
+        for group in groups:
+            self._declare(destination, group, existing)
 
     def delete(self, destination: str) -> None:
         """Delete the topic; Kafka drops every group's committed offsets of it."""

@@ -638,6 +638,18 @@ def test_a_missing_topic_is_created_by_the_portable_layer(client: messaging.Clie
     assert "fresh" in cluster.logs
 
 
+def test_creating_an_existing_topic_with_more_partitions_says_it_keeps_fewer(
+        client: messaging.Client, cluster: FakeCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.admin.create("orders", partitions=1)
+    client.admin.create("orders", partitions=1)
+    client.admin.create("orders")
+    assert "fewer than" not in caplog.text
+    client.admin.create("orders", partitions=4)
+    assert len(cluster.logs["orders"]) == 1  # kept: adding partitions moves keys
+    assert "exists with 1 partition(s), fewer than the 4 asked for" in caplog.text
+
+
 def test_the_group_exists_from_the_first_consumer(client: messaging.Client,
                                                   cluster: FakeCluster) -> None:
     client.admin.create("events")
