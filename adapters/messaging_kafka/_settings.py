@@ -49,15 +49,15 @@ from messaging.urls import BrokerURL
 DEFAULT_PORT = 9092
 DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 FRAMING_MARGIN = 64 * 1024
-METADATA_REFRESH = 5.0
-HEARTBEAT = 1.0
-"""Seconds between a consumer's heartbeats at most (a third of ``session_timeout`` when
-that is shorter): how soon members take part in a rebalance."""
-"""Seconds between a consumer's metadata refreshes: how soon it notices its topic was
-deleted (or grew partitions). One small request each; ``kafka_config`` may change it."""
 """Room the producer's ``message.max.bytes`` leaves above ``max_message_bytes`` for the
 key, the record framing and a delay header, so the portable size check stays the one
 that refuses a message."""
+METADATA_REFRESH = 5.0
+"""Seconds between a consumer's metadata refreshes: how soon it notices its topic was
+deleted (or grew partitions). One small request each; ``kafka_config`` may change it."""
+HEARTBEAT = 1.0
+"""Seconds between a consumer's heartbeats at most (a third of ``session_timeout`` when
+that is shorter): how soon members take part in a rebalance."""
 
 OPTION_TYPES: Mapping[str, type] = MappingProxyType({
     "connect_timeout": float,
