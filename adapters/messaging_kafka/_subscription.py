@@ -411,17 +411,20 @@ class KafkaSubscription(Subscription):
         the gate for it: the receiving thread goes on meanwhile. The rebalance ends
         inside a consume call; where no other thread is receiving, this one makes those
         calls, in slices, keeping what they fetch for the next receive."""
-        while True:
-            started = self._rebalance_started
-            if started is None or time.monotonic() - started >= self._timeout:
-                return
+        while self._rejoining():
             with self._using_consumer() as consumer:
-                if self._rebalance_started is None:
+                if not self._rejoining():
                     return
                 error = self._absorb(consumer.consume(1, SLICE))
                 if error is not None:
                     self._error = error  # the next receive raises it
             time.sleep(SLICE / 4)  # the receiving thread's turn at the gate
+
+    def _rejoining(self) -> bool:
+        """Inside the rejoin window (see ``_commit``), which a missed assignment cannot
+        keep open for longer than ``request_timeout``."""
+        started = self._rebalance_started
+        return started is not None and time.monotonic() - started < self._timeout
 
     def holds(self, ack_id: AckId) -> bool:
         # Revocation, loss and seek each replace or drop the partition's state (a new
@@ -540,9 +543,7 @@ class KafkaSubscription(Subscription):
         over (seconds: a heartbeat interval and more) and then fails it, and the gate
         this holds stops the member's receiving meanwhile. So there it is not made at
         all, unless ``mid_rebalance`` (closing), and goes with the next commit after."""
-        started = self._rebalance_started
-        if (not mid_rebalance and started is not None
-                and time.monotonic() - started < self._timeout):
+        if not mid_rebalance and self._rejoining():
             self._forget_sent(offsets)
             self._deferred = True
             return False
@@ -635,7 +636,7 @@ class KafkaSubscription(Subscription):
             seek, self._pending_seek = self._pending_seek, None
         targets = {p: self._starts.pop(p) for p, state in states.items()
                    if state.position is None and p in self._starts}
-        started = bool(targets)  # from the declaration: the side group goes once committed
+        declared = bool(targets)  # so far only starts: their side group goes once committed
         if seek is None and not targets:
             return
         try:
@@ -652,7 +653,7 @@ class KafkaSubscription(Subscription):
                 for tp in partitions])
             with self._state:
                 offsets = self._snapshot(list(targets))
-            if offsets and self._commit(consumer, offsets) and started and not self._starts:
+            if offsets and self._commit(consumer, offsets) and declared and not self._starts:
                 self._started()
         except Exception as error:  # raised by the next receive: not inside the client
             self._error = error
