@@ -96,8 +96,9 @@ class Admin(Protocol):
     def partitions(self, topic: str) -> list[int]: ...
 
     def create_topic(self, topic: str, partitions: int, replication_factor: int,
-                     config: Mapping[str, str]) -> None:
-        """Create ``topic``; an existing one is left as it is (no error)."""
+                     config: Mapping[str, str]) -> list[int]:
+        """Create ``topic``; an existing one is left as it is (no error). Returns the
+        topic's partitions, all ready for use."""
 
     def delete_topic(self, topic: str) -> None:
         """Delete ``topic``; a missing one is no error."""
@@ -190,7 +191,7 @@ class ConfluentAdmin:
         return sorted(described.partitions)
 
     def create_topic(self, topic: str, partitions: int, replication_factor: int,
-                     config: Mapping[str, str]) -> None:
+                     config: Mapping[str, str]) -> list[int]:
         new = NewTopic(topic, num_partitions=partitions,
                        replication_factor=replication_factor, config=dict(config))
         future = self._client.create_topics([new], request_timeout=self._timeout)[topic]
@@ -199,16 +200,17 @@ class ConfluentAdmin:
         except KafkaException as error:
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-        self._wait_for_leaders(topic)
+        return self._wait_for_leaders(topic)
 
-    def _wait_for_leaders(self, topic: str) -> None:
+    def _wait_for_leaders(self, topic: str) -> list[int]:
         """The controller answers CreateTopics before the partitions' leader has taken
         them up: reading offsets fails for a moment (NOT_LEADER_FOR_PARTITION,
         UNKNOWN_LEADER_EPOCH). Wait,
         within ``request_timeout``, until every partition answers, so ``create``
-        returns a topic that is ready for use."""
-        self._when_ready(lambda: self.offsets(topic, self.partitions(topic), "latest"),
-                         _NOT_READY)
+        returns a topic that is ready for use. Returns its partitions."""
+        ready = self._when_ready(lambda: self.offsets(topic, self.partitions(topic), "latest"),
+                                 _NOT_READY)
+        return sorted(ready)
 
     def _when_ready(self, call: Callable[[], T], not_ready: frozenset[int]) -> T:
         """``call()``, again while it fails with a ``not_ready`` code (a broker still

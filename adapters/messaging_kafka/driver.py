@@ -358,10 +358,9 @@ class KafkaDriver(Driver):
         if not isinstance(config, Mapping):
             raise InvalidRequest("config must be a mapping of topic settings, e.g. "
                                  "{'retention.ms': '604800000'}")
-        self._admin.create_topic(destination, partitions, replication,
-                                 {str(k): str(v) for k, v in config.items()})
+        existing = self._admin.create_topic(destination, partitions, replication,
+                                            {str(k): str(v) for k, v in config.items()})
         self._topics.add(destination)
-        existing = self._admin.partitions(destination)
         if len(existing) < partitions:
             # create is idempotent and never adds partitions (that moves keys to other
             # partitions), but fewer than asked is less parallelism than the caller

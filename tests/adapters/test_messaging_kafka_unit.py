@@ -474,8 +474,9 @@ class FakeAdmin:
         return list(range(len(self.cluster.logs[topic])))
 
     def create_topic(self, topic: str, partitions: int, replication_factor: int,
-                     config: Mapping[str, str]) -> None:
+                     config: Mapping[str, str]) -> list[int]:
         self.cluster.logs.setdefault(topic, [[] for _ in range(partitions)])
+        return self.partitions(topic)
 
     def delete_topic(self, topic: str) -> None:
         self.cluster.logs.pop(topic, None)
