@@ -17,16 +17,17 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from messaging_kafka._declarations import side_group
 
 import messaging
 
 try:
     from broker_fixtures import kafka_client, kafka_url
+    from draining import drain
 except ImportError:  # tests/ is not on sys.path when only tests/adapters is collected
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from broker_fixtures import kafka_client, kafka_url
+    from draining import drain
 
 __all__ = ["kafka_client", "kafka_url"]
 
@@ -41,18 +42,10 @@ def topics(kafka_client: messaging.Client) -> Iterator[list[str]]:
         kafka_client.admin.delete(name)
 
 
-def _receive(consumer: messaging.Consumer, count: int) -> list[messaging.Message]:
-    got: list[messaging.Message] = []
-    deadline = time.monotonic() + WAIT
-    while len(got) < count and time.monotonic() < deadline:
-        got += consumer.receive(count - len(got), timeout=0.5)
-    consumer.ack_many(got)
-    return got
-
-
-def _group_names(admin: AdminClient) -> set[str]:
-    listed = admin.list_consumer_groups(request_timeout=10).result(timeout=10)
-    return {str(group.group_id) for group in listed.valid}
+def _group_names(client: messaging.Client) -> list[str]:
+    """Every consumer group on the cluster, side groups too (as plain Kafka tools list
+    them), through the driver's admin."""
+    return client._driver._admin.groups()  # type: ignore[attr-defined,no-any-return]
 
 
 def _busy(client: messaging.Client, topics: list[str], group: str) -> messaging.Consumer:
@@ -61,7 +54,7 @@ def _busy(client: messaging.Client, topics: list[str], group: str) -> messaging.
     client.admin.create(elsewhere, groups=[group])
     client.producer().send(elsewhere, b"elsewhere")
     consumer = client.consumer(elsewhere, group)
-    assert [m.body for m in _receive(consumer, 1)] == [b"elsewhere"]
+    assert [m.body for m in drain(consumer, 1)] == [b"elsewhere"]
     return consumer
 
 
@@ -71,22 +64,21 @@ def test_a_declaration_kafka_refuses_waits_in_a_side_group_until_the_member_comm
     busy = _busy(kafka_client, topics, group)
     topic = f"decl-{uuid.uuid4().hex[:8]}"
     topics.append(topic)
-    native: AdminClient = kafka_client._driver.admin_client  # type: ignore[attr-defined]
 
     kafka_client.admin.create(topic, partitions=2, groups=[group])
 
     side = side_group(topic, group)
-    assert side in _group_names(native)
+    assert side in _group_names(kafka_client)
     assert kafka_client.admin.groups(topic) == [group]  # the side group is not listed
     kafka_client.producer().send_many(topic, [b"one", b"two", b"three"])
     assert kafka_client.admin.depth(topic, group) == 3
 
     consumer = kafka_client.consumer(topic, group)
-    assert sorted(m.body for m in _receive(consumer, 3)) == [b"one", b"three", b"two"]
+    assert sorted(m.body for m in drain(consumer, 3)) == [b"one", b"three", b"two"]
     deadline = time.monotonic() + WAIT
-    while side in _group_names(native) and time.monotonic() < deadline:
+    while side in _group_names(kafka_client) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert side not in _group_names(native), "the side group outlived its use"
+    assert side not in _group_names(kafka_client), "the side group outlived its use"
     assert kafka_client.admin.groups(topic) == [group]
     assert kafka_client.admin.depth(topic, group) == 0
     consumer.close()
@@ -94,20 +86,16 @@ def test_a_declaration_kafka_refuses_waits_in_a_side_group_until_the_member_comm
 
 
 def test_a_group_without_members_is_declared_directly(
-        kafka_client: messaging.Client, kafka_url: str, topics: list[str]) -> None:
+        kafka_client: messaging.Client, topics: list[str]) -> None:
     group, topic = f"decl-{uuid.uuid4().hex[:8]}", f"decl-{uuid.uuid4().hex[:8]}"
     topics.append(topic)
-    native: AdminClient = kafka_client._driver.admin_client  # type: ignore[attr-defined]
 
     kafka_client.admin.create(topic, groups=[group])
 
-    assert side_group(topic, group) not in _group_names(native)
-    reader = Consumer({"bootstrap.servers": _bootstrap(kafka_url), "group.id": group})
+    assert side_group(topic, group) not in _group_names(kafka_client)
+    bootstrap = kafka_client._driver.settings.bootstrap  # type: ignore[attr-defined]
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:  # (not AdminClient.list_consumer_group_offsets: see docs/adapters/kafka.md)
         assert [tp.offset for tp in reader.committed([TopicPartition(topic, 0)], 10)] == [0]
     finally:
         reader.close()
-
-
-def _bootstrap(url: str) -> str:
-    return url.split("://", 1)[1].split("?", 1)[0].rstrip("/")
