@@ -350,31 +350,30 @@ class Consumer:
         return name
 
     def _letter_groups(self, dead_letter: str) -> tuple[str, ...]:
-        """The groups a dead-letter destination needs so that letters sent to it are
-        kept: none where the backend replays (a group made later can ``seek`` back to
-        them), else this consumer's own group, because a destination without replay keeps
-        a message only for the groups that existed when it was sent (contract 11)."""
-        return () if self._client.capabilities_for(dead_letter).replay else (self.group,)
+        """The groups a dead-letter destination gets so that letters sent to it wait for
+        a reader: this consumer's own, on every backend (decision 0014). Without replay a
+        destination keeps a message only for the groups that existed when it was sent
+        (contract 11); with replay a group made later would start past the letters."""
+        return (self.group,)
 
     def _keep_letters(self, dead_letter: str) -> None:
-        """Declare this consumer's group on ``dead_letter`` where letters need it (see
-        ``_letter_groups``), once, before any letter is sent: on RabbitMQ and SQS a
-        letter sent to a destination no group reads is dropped by the broker. Only where
-        destinations are created on demand (``auto_create``); otherwise the topology is
-        the user's. The declaration is idempotent and keeps what is there."""
+        """Declare this consumer's group on ``dead_letter`` (see ``_letter_groups``),
+        once, before any letter is sent: on RabbitMQ and SQS a letter sent to a
+        destination no group reads is dropped by the broker, and where the backend
+        replays, a group made later starts past it. Only where destinations are created
+        on demand (``auto_create``); otherwise the topology is the user's. The
+        declaration is idempotent and keeps what is there."""
         if dead_letter in self._kept_letters or not self._client._auto_create:
             return
-        groups = self._letter_groups(dead_letter)
-        if groups:
-            try:
-                self._client.admin.create(dead_letter, groups=groups)
-            except MessagingError as error:
-                # Credentials that may not create: a group declared by whoever may is
-                # what keeps letters then, so the consumer still works.
-                log.warning("could not declare group %r on dead-letter destination %r, "
-                            "so letters are kept only for the groups it has: %s",
-                            self.group, dead_letter, error)
-                return
+        try:
+            self._client.admin.create(dead_letter, groups=self._letter_groups(dead_letter))
+        except MessagingError as error:
+            # Credentials that may not create: a group declared by whoever may is what
+            # keeps letters then, so the consumer still works.
+            log.warning("could not declare group %r on dead-letter destination %r, so "
+                        "letters are kept only for the groups it has: %s",
+                        self.group, dead_letter, error)
+            return
         self._kept_letters.add(dead_letter)
 
     def _let_go(self, message: Message) -> None:
