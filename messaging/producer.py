@@ -13,9 +13,13 @@ Errors
 ``SerializationError`` (value not encodable), ``MessageTooLarge``, ``UnsupportedFeature``
 (delay, priority, dedup or headers the backend lacks), ``ConfigurationError`` (bad
 name or argument) before sending; ``ConnectionFailed``, ``DestinationNotFound`` and the
-rest of the driver's table while sending. When some messages of a batch failed, the
-error raised is the first failure's, with ``error.sent`` (ids of those that were
-confirmed, by index) and ``error.failed`` (index to error) attached.
+rest of the driver's table while sending. When a ``send_many`` fails while sending, the
+error raised is the first failure's, with ``error.sent`` (index to id of each message
+confirmed) and ``error.failed`` (index to error) attached, and every index of the call
+is in one of them: sending again what is in ``failed`` loses nothing. A message in
+``failed`` was not confirmed, which does not mean the broker does not have it (a
+connection lost while it was in flight), so a resend may duplicate it. The messages
+after the failing batch were never sent; their error is the one raised.
 """
 
 from __future__ import annotations
@@ -93,8 +97,12 @@ class Producer:
             delay=item.delay, priority=item.priority, dedup_id=item.dedup_id))
         ids: list[str] = []
         for start in range(0, len(outgoing), caps.max_batch):
-            ids.extend(self._send_batch(destination, outgoing[start:start + caps.max_batch],
-                                        offset=start))
+            try:
+                ids.extend(self._send_batch(
+                    destination, outgoing[start:start + caps.max_batch], offset=start))
+            except MessagingError as error:
+                _account_for_every_message(error, ids, start, len(outgoing))
+                raise
         return ids
 
     def flush(self) -> None:
@@ -216,6 +224,24 @@ def _with_content_type(headers: dict[str, str], content_type: str | None,
     # Only the count can change by adding our own well-formed header.
     checks.check_header_count(typed, caps)
     return typed
+
+
+def _account_for_every_message(error: MessagingError, ids: Sequence[str], start: int,
+                               total: int) -> None:
+    """Make ``error.sent`` and ``error.failed`` cover the whole ``send_many`` call of
+    ``total`` messages that stopped at the batch beginning at index ``start``: the ids of
+    the batches before it are confirmed, and the messages after it were never handed to
+    the driver, so they go to ``failed`` with the error that stopped the call. A batch
+    that raised as a whole (no per-message outcome) counts as failed: some of it may
+    have reached the broker, and sending it again duplicates rather than loses."""
+    sent: dict[int, str] = dict(enumerate(ids))
+    sent.update(getattr(error, "sent", {}))
+    failed: dict[int, MessagingError] = dict(getattr(error, "failed", {}))
+    for index in range(start, total):
+        if index not in sent and index not in failed:
+            failed[index] = error
+    error.sent = sent  # type: ignore[attr-defined]
+    error.failed = failed  # type: ignore[attr-defined]
 
 
 def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int,

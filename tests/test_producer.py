@@ -1,16 +1,20 @@
 """The portable producer's preparation of a ``send_many`` batch, on the reference engine:
-values of several kinds and Records in one call, and the size check of each."""
+values of several kinds and Records in one call, and the size check of each; and what a
+``send_many`` that fails part-way reports."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
 import messaging
 from messaging.codecs import DefaultCodec
-from messaging.driver import OutgoingMessage
+from messaging.driver import OutgoingMessage, SendResult
+from messaging.engine.errors import EngineError
+from messaging.errors import ErrorCode
 from messaging.producer import _PlainValues
 
 OCTETS = "application/octet-stream"
@@ -67,3 +71,81 @@ def test_a_plain_value_is_prepared_as_the_named_tuple_would_build_it(
     [prepared] = plain.prepare_all([b"v"], lambda record: pytest.fail("not a Record"))
     assert prepared == OutgoingMessage(b"v", "k", {"x": "call", "content-type": OCTETS})
     assert type(prepared) is OutgoingMessage
+
+
+# -- a send_many that fails part-way -------------------------------------------------------
+# The failures are made at the driver boundary (the engine stores what it is given): the
+# subject is the producer's account of a call split into several driver batches.
+
+def _failing_on_call(client: messaging.Client, monkeypatch: pytest.MonkeyPatch, call: int,
+                     fail: Any) -> None:
+    """The driver's ``send_batch`` with its ``call``-th call (from 1) done by ``fail``."""
+    driver: Any = client._driver
+    real = driver.send_batch
+    calls = 0
+
+    def send_batch(destination: str, batch: Sequence[OutgoingMessage]) -> Sequence[SendResult]:
+        nonlocal calls
+        calls += 1
+        return fail(real, destination, batch) if calls == call else real(destination, batch)
+
+    monkeypatch.setattr(driver, "send_batch", send_batch)
+
+
+def _stored(client: messaging.Client) -> list[bytes]:
+    consumer = client.consumer("orders", "default")
+    got: list[bytes] = []
+    while batch := consumer.receive(max_messages=1000, timeout=0):
+        got.extend(m.body for m in batch)
+        consumer.ack_many(batch)
+    return got
+
+
+def test_a_send_many_cut_off_accounts_for_every_message(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second of three driver batches raises as a whole: the first batch was
+    # confirmed, the second's outcome is unknown and the third was never sent. Every
+    # message of the call is in error.sent or error.failed, so resending the failed ones
+    # loses nothing (before, the first batch's ids and the third batch were in neither).
+    step = client.capabilities.max_batch
+    bodies = [str(n).encode() for n in range(2 * step + step // 2)]
+
+    def cut(real: Any, destination: str, batch: Sequence[OutgoingMessage]) -> Any:
+        raise EngineError(ErrorCode.CONNECTION, "connection lost")
+
+    _failing_on_call(client, monkeypatch, 2, cut)
+    with pytest.raises(messaging.ConnectionFailed) as raised:
+        client.producer().send_many("orders", bodies)
+    sent: dict[int, str] = raised.value.sent  # type: ignore[attr-defined]
+    failed: dict[int, messaging.MessagingError] = raised.value.failed  # type: ignore[attr-defined]
+    assert sorted(sent) == list(range(step))
+    assert sorted(failed) == list(range(step, len(bodies)))
+    assert all(error is raised.value for error in failed.values())
+    assert _stored(client) == bodies[:step]
+    monkeypatch.undo()
+    client.producer().send_many("orders", [bodies[n] for n in sorted(failed)])
+    assert _stored(client) == bodies[step:]
+
+
+def test_a_message_refused_in_a_later_batch_leaves_the_rest_accounted_for(
+        client: messaging.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One message of the second batch is refused on its own: the rest of its batch and
+    # the batch before are confirmed, and the batch after it was never sent.
+    step = client.capabilities.max_batch
+    bodies = [str(n).encode() for n in range(2 * step + 5)]
+    refused = step + 3
+
+    def refuse_one(real: Any, destination: str, batch: Sequence[OutgoingMessage]) -> Any:
+        at = refused - step
+        results = list(real(destination, [*batch[:at], *batch[at + 1:]]))
+        results.insert(at, EngineError(ErrorCode.UNKNOWN, "refused"))
+        return results
+
+    _failing_on_call(client, monkeypatch, 2, refuse_one)
+    with pytest.raises(messaging.MessagingError) as raised:
+        client.producer().send_many("orders", bodies)
+    sent: dict[int, str] = raised.value.sent  # type: ignore[attr-defined]
+    failed: dict[int, messaging.MessagingError] = raised.value.failed  # type: ignore[attr-defined]
+    assert sorted(sent) == [n for n in range(2 * step) if n != refused]
+    assert sorted(failed) == [refused, *range(2 * step, len(bodies))]
+    assert _stored(client) == [bodies[n] for n in sorted(sent)]

@@ -363,12 +363,9 @@ def test_sends_cut_off_are_reported_never_dropped(rabbitmq_url: str, proxy: Prox
     failed = getattr(error, "failed", None)
     sent = getattr(error, "sent", {})
     assert failed, "the unconfirmed messages must be reported"
-    # One driver batch (max_batch messages) was in flight: each of its messages is
+    # Each message of the call, in the driver batch that was in flight or in another, is
     # either confirmed (error.sent) or reported failed (error.failed), none dropped.
-    batch = set(failed) | set(sent)
-    assert len(batch) == len(failed) + len(sent) == 1000
-    assert min(batch) % 1000 == 0
-    assert max(batch) == min(batch) + 999
+    assert sorted([*failed, *sent]) == list(range(3000))
 
 
 # -- a peer that stops reading: writes the socket cannot take at once -------------------
