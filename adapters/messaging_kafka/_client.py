@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -153,6 +154,9 @@ def _native(config: Config) -> dict[str, Any]:
     return dict(config)
 
 
+_NOT_FOR_READERS = frozenset({"allow.auto.create.topics", "max.poll.interval.ms"})
+
+
 class ConfluentAdmin:
     """:class:`Admin` over confluent-kafka's ``AdminClient``.
 
@@ -168,8 +172,13 @@ class ConfluentAdmin:
                  config: Config) -> None:
         self._client = client
         self._timeout = request_timeout
+        # Properties of a member that joins the group mean nothing to a reader that never
+        # does, and max.poll.interval.ms must not be below session.timeout.ms, which
+        # members get from the session_timeout option and a reader leaves at
+        # librdkafka's default (45 s): a user's value that fits the members would
+        # make every reader refused.
         self._group_config = {key: value for key, value in config.items()
-                              if key != "allow.auto.create.topics"}
+                              if key not in _NOT_FOR_READERS}
         self._readers: collections.OrderedDict[str, tuple[Consumer, threading.Lock]] = (
             collections.OrderedDict())
         self._readers_lock = threading.Lock()
@@ -329,3 +338,20 @@ def topic_partitions(topic: str, offsets: Mapping[int, int] | Sequence[int],
 
 LIBRARY_LOG = logging.getLogger("messaging.kafka.librdkafka")
 """Where librdkafka's own log lines go (instead of the process's stderr)."""
+
+_OTHER_KINDS_PROPERTY = re.compile(
+    r"is a (consumer|producer) property and will be ignored by this (consumer|producer)")
+
+
+def _quiet_about_other_kinds_properties(record: logging.LogRecord) -> bool:
+    """``kafka_config`` goes to every client the adapter makes (producer, admin, group
+    members), so each warns, on every connect, about the properties of the other kinds
+    it ignores: expected, so logged at DEBUG. (Handlers do not check the logger's level
+    again, so a line lowered below it is dropped here.)"""
+    if record.levelno > logging.DEBUG and _OTHER_KINDS_PROPERTY.search(record.getMessage()):
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return LIBRARY_LOG.isEnabledFor(logging.DEBUG)
+    return True
+
+
+LIBRARY_LOG.addFilter(_quiet_about_other_kinds_properties)
