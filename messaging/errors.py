@@ -17,7 +17,17 @@ import enum
 
 
 class MessagingError(Exception):
-    """Base class of every error raised by ``messaging``."""
+    """Base class of every error raised by ``messaging``.
+
+    An error ``Producer.send_many`` raises while sending also says what became of each
+    message of the call (by its index in the call): every index is in one of ``sent``
+    and ``failed``. Other errors have neither attribute."""
+
+    sent: dict[int, str]
+    """Index -> broker id of each message the broker confirmed."""
+    failed: dict[int, MessagingError]
+    """Index -> error of each message not confirmed (the error raised for those never
+    sent); sending these again loses nothing, and may duplicate."""
 
 
 class ConnectionFailed(MessagingError):

@@ -240,8 +240,8 @@ def _account_for_every_message(error: MessagingError, ids: Sequence[str], start:
     for index in range(start, total):
         if index not in sent and index not in failed:
             failed[index] = error
-    error.sent = sent  # type: ignore[attr-defined]
-    error.failed = failed  # type: ignore[attr-defined]
+    error.sent = sent
+    error.failed = failed
 
 
 def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int,
@@ -262,7 +262,7 @@ def _ids_or_raise(driver: Driver, results: Sequence[SendResult], offset: int,
             sent[index] = str(result)
     if failed:
         first = failed[min(failed)]
-        first.sent = sent  # type: ignore[attr-defined]
-        first.failed = failed  # type: ignore[attr-defined]
+        first.sent = sent
+        first.failed = failed
         raise first
     return [sent[i] for i in sorted(sent)]

@@ -116,8 +116,8 @@ def test_a_send_many_cut_off_accounts_for_every_message(
     _failing_on_call(client, monkeypatch, 2, cut)
     with pytest.raises(messaging.ConnectionFailed) as raised:
         client.producer().send_many("orders", bodies)
-    sent: dict[int, str] = raised.value.sent  # type: ignore[attr-defined]
-    failed: dict[int, messaging.MessagingError] = raised.value.failed  # type: ignore[attr-defined]
+    sent: dict[int, str] = raised.value.sent
+    failed: dict[int, messaging.MessagingError] = raised.value.failed
     assert sorted(sent) == list(range(step))
     assert sorted(failed) == list(range(step, len(bodies)))
     assert all(error is raised.value for error in failed.values())
@@ -144,8 +144,8 @@ def test_a_message_refused_in_a_later_batch_leaves_the_rest_accounted_for(
     _failing_on_call(client, monkeypatch, 2, refuse_one)
     with pytest.raises(messaging.MessagingError) as raised:
         client.producer().send_many("orders", bodies)
-    sent: dict[int, str] = raised.value.sent  # type: ignore[attr-defined]
-    failed: dict[int, messaging.MessagingError] = raised.value.failed  # type: ignore[attr-defined]
+    sent: dict[int, str] = raised.value.sent
+    failed: dict[int, messaging.MessagingError] = raised.value.failed
     assert sorted(sent) == [n for n in range(2 * step) if n != refused]
     assert sorted(failed) == [refused, *range(2 * step, len(bodies))]
     assert _stored(client) == [bodies[n] for n in sorted(sent)]
