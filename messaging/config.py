@@ -3,12 +3,27 @@
 URL: the ``url`` argument, else ``$MESSAGING_URL``, else the config file's ``url``, else
 ``memory://``.
 
-Options, later sources winning: the config file's keys (other than ``url``), the URL's
-query string, ``$MESSAGING_<OPTION>`` environment variables, then keyword arguments.
-Every option name must be known (portable, or declared by the driver in
-``option_types``); strings from text sources are converted to the declared type. An
-unknown name or a value that does not convert raises ``ConfigurationError`` before any
-connection is attempted.
+Options, later sources winning: the config file's keys (other than ``url``), the config
+file's table for the URL's scheme, the URL's query string, ``$MESSAGING_<OPTION>``
+environment variables, then keyword arguments. Every option name must be known
+(portable, or declared by the driver in ``option_types``); strings from text sources are
+converted to the declared type. An unknown name or a value that does not convert raises
+``ConfigurationError`` before any connection is attempted.
+
+A config file may hold the options of several backends, each in a table named after its
+URL scheme, so that one file serves every environment whatever ``$MESSAGING_URL`` picks
+(decision 0015); only the table of the scheme in use applies, and a TLS scheme
+(``amqps``, ``rediss``) reads its plain scheme's table, then its own::
+
+    [messaging]
+    url = "kafka://kafka.internal:9092"
+    connect_timeout = 5
+
+    [messaging.kafka]
+    linger = 0.01
+
+    [messaging.redis]
+    maxlen = 1000000
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
+from messaging import registry
 from messaging.checks import check_seconds
 from messaging.errors import ConfigurationError
 
@@ -52,7 +68,7 @@ def gather(url: str | None, config: str | os.PathLike[str] | None, kwargs: Mappi
     if file_url is not None and not isinstance(file_url, str):
         raise ConfigurationError(f"'url' in {config} must be a string")
     chosen = url or env.get("MESSAGING_URL") or file_url or DEFAULT_URL
-    options: dict[str, object] = dict(file_values)
+    options = _file_options(file_values, chosen, config)
     text: set[str] = set()
     for name, value in env.items():
         if name.startswith("MESSAGING_") and name != "MESSAGING_URL":
@@ -62,6 +78,31 @@ def gather(url: str | None, config: str | os.PathLike[str] | None, kwargs: Mappi
     options.update(kwargs)
     text -= set(kwargs)
     return Settings(chosen, options, frozenset(text))
+
+
+_PLAIN_SCHEME = {"amqps": "amqp", "rediss": "redis"}
+"""TLS schemes, whose URLs also read the table of the plain scheme."""
+
+
+def _file_options(values: Mapping[str, object], url: str,
+                  path: str | os.PathLike[str] | None) -> dict[str, object]:
+    """The file's options for ``url``: its top-level keys, then the table of the URL's
+    scheme. The tables of other schemes (any registered adapter's) are left out."""
+    schemes = set(registry.known_schemes())
+    scheme = url.partition("://")[0].lower()
+    tables = [name for name in (_PLAIN_SCHEME.get(scheme), scheme) if name]
+    options: dict[str, object] = {}
+    own: dict[str, object] = {}
+    for name, value in values.items():
+        if name not in schemes or not isinstance(value, dict):
+            options[name] = value
+        elif name in tables:
+            if "url" in value:
+                raise ConfigurationError(
+                    f"[messaging.{name}] in {path}: 'url' goes at the top of the file "
+                    "(a table holds the options of its scheme's backend)")
+            own = {**own, **value} if name == scheme else {**value, **own}
+    return {**options, **own}
 
 
 def _read_config(path: str | os.PathLike[str]) -> dict[str, object]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import messaging
 from messaging import config
 from messaging.errors import ConfigurationError
 
@@ -63,3 +64,58 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
         config.gather(None, bad, {}, {})
     with pytest.raises(ConfigurationError, match="not found"):
         config.gather(None, tmp_path / "nope.toml", {}, {})
+
+
+SERVICE_CONFIG = """
+[messaging]
+url = "kafka://kafka.internal:9092"
+connect_timeout = 5
+
+[messaging.kafka]
+linger = 0.01
+connect_timeout = 7
+
+[messaging.redis]
+maxlen = 1000
+
+[messaging.rediss]
+maxlen = 2000
+"""
+
+
+def test_one_file_holds_each_backends_options_in_its_schemes_table(tmp_path: Path) -> None:
+    # The environment picks the backend; the file's other backends' options stay out of
+    # the way (before, the Kafka option made every other backend refuse the file).
+    file = tmp_path / "service.toml"
+    file.write_text(SERVICE_CONFIG)
+    kafka = config.gather(None, file, {}, {})
+    assert kafka.options == {"connect_timeout": 7, "linger": 0.01}
+    redis = config.gather(None, file, {}, {"MESSAGING_URL": "redis://cache:6379/0"})
+    assert redis.options == {"connect_timeout": 5, "maxlen": 1000}
+    tls = config.gather("rediss://cache:6380/0", file, {}, {})
+    assert tls.options == {"connect_timeout": 5, "maxlen": 2000}  # its own table wins
+    memory = config.gather("memory://", file, {}, {})
+    assert memory.options == {"connect_timeout": 5}
+    # Later sources still win over the scheme's table.
+    assert config.gather(None, file, {"linger": 0.5}, {}).options["linger"] == 0.5
+
+
+def test_a_schemes_table_with_a_url_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "service.toml"
+    file.write_text('[messaging.kafka]\nurl = "kafka://h:9092"\n')
+    with pytest.raises(ConfigurationError, match="'url' goes at the top"):
+        config.gather("kafka://h:9092", file, {}, {})
+
+
+def test_a_table_named_after_no_scheme_is_an_unknown_option(tmp_path: Path) -> None:
+    file = tmp_path / "service.toml"
+    file.write_text("[messaging.kafak]\nlinger = 0.01\n")
+    with pytest.raises(ConfigurationError, match="unknown option 'kafak'"):
+        _typed(config.gather("memory://", file, {}, {}))
+
+
+def test_a_service_config_connects_to_the_engine_it_is_pointed_at(tmp_path: Path) -> None:
+    file = tmp_path / "service.toml"
+    file.write_text(SERVICE_CONFIG)
+    with messaging.connect(f"sqlite:///{tmp_path / 'local.db'}", config=file) as client:
+        client.producer().send("orders", b"local")
