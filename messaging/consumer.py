@@ -349,7 +349,7 @@ class Consumer:
                 f"{self.destination + '.dlq'!r})")
         return name
 
-    def _letter_groups(self, dead_letter: str) -> tuple[str, ...]:
+    def _letter_groups(self) -> tuple[str, ...]:
         """The groups a dead-letter destination gets so that letters sent to it wait for
         a reader: this consumer's own, on every backend (decision 0014). Without replay a
         destination keeps a message only for the groups that existed when it was sent
@@ -366,7 +366,7 @@ class Consumer:
         if dead_letter in self._kept_letters or not self._client._auto_create:
             return
         try:
-            self._client.admin.create(dead_letter, groups=self._letter_groups(dead_letter))
+            self._client.admin.create(dead_letter, groups=self._letter_groups())
         except MessagingError as error:
             # Credentials that may not create: a group declared by whoever may is what
             # keeps letters then, so the consumer still works.

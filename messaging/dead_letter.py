@@ -77,7 +77,7 @@ def dead_letter(consumer: Consumer, subscription: Subscription, message: Message
 
     # Created on demand (a destination deleted meanwhile), the destination gets the
     # groups that keep letters (see Consumer._keep_letters).
-    groups = consumer._letter_groups(destination)
+    groups = consumer._letter_groups()
 
     def move(headers: dict[str, str]) -> None:
         if consumer.capabilities.dead_letter == "native":

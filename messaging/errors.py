@@ -20,8 +20,9 @@ class MessagingError(Exception):
     """Base class of every error raised by ``messaging``.
 
     An error ``Producer.send_many`` raises while sending also says what became of each
-    message of the call (by its index in the call): every index is in one of ``sent``
-    and ``failed``. Other errors have neither attribute."""
+    message of the call, by its index in the call: every index is in ``sent`` or
+    ``failed``. (``send`` attaches them too where the backend reported its message's
+    own outcome.) Errors raised before sending, by a check, have neither attribute."""
 
     sent: dict[int, str]
     """Index -> broker id of each message the broker confirmed."""
