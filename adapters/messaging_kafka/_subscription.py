@@ -449,12 +449,15 @@ class KafkaSubscription(Subscription):
     # -- seeking ------------------------------------------------------------------------
     def seek(self, target: SeekTarget) -> None:
         self._check_open()
-        if isinstance(target, str) and target not in ("beginning", "end"):
-            _wire.parse_position(target, self.topic)  # refuse a malformed one at once
+        position = isinstance(target, str) and target not in ("beginning", "end")
+        if position:
+            _wire.parse_position(str(target), self.topic)  # refuse a malformed one at once
         with self._using_consumer() as consumer:
             with self._state:
                 assigned = sorted(self._parts)
             if not assigned:
+                if position:
+                    self._check_partition(_wire.parse_position(str(target), self.topic)[0])
                 # Assignments arrive only through the consumer, whose gate this holds.
                 # "end" is the end now: what is sent once seek returns must be read,
                 # however late the first assignment comes. The other targets name
@@ -476,6 +479,15 @@ class KafkaSubscription(Subscription):
                 offsets = self._snapshot(list(targets))
             if offsets:
                 self._commit(consumer, offsets)
+
+    def _check_partition(self, partition: int) -> None:
+        """Refuse a position on a partition the topic does not have: kept for the first
+        assignment, it would be dropped then without a word, like one on a partition
+        another member is given."""
+        count = len(self._offsets(None, "latest"))  # Kafka numbers them 0 to count - 1
+        if partition >= count:
+            raise InvalidRequest(f"{self.topic!r} has no partition {partition} (it has "
+                                 f"{count}, from 0)")
 
     def _resolve(self, consumer: ConsumerClient, target: SeekTarget,
                  partitions: list[int], *, strict: bool) -> dict[int, int]:

@@ -131,3 +131,18 @@ def test_a_position_outside_the_partition_is_kept_within_it(
         kept = drain(consumer, len(partition[busiest]))
     assert [m.body.decode() for m in kept] == [*partition[busiest][1:], "later"]
     assert str(kept[0].position) == f"{busiest}:1"
+
+
+def test_a_position_on_a_partition_the_topic_lacks_is_refused(
+        kafka_client: messaging.Client, topic: str) -> None:
+    """Before its first assignment a member keeps a seek for then, when a position on a
+    partition it is not given is not its to move. One on a partition the topic does not
+    have was kept that way too, and so ignored without a word; it is refused at once,
+    as an assigned member refuses it."""
+    with kafka_client.consumer(topic, group=GROUP) as consumer:
+        with pytest.raises(messaging.ConfigurationError, match=f"no partition {PARTITIONS}"):
+            consumer.seek(f"{PARTITIONS}:0")
+        consumer.seek(f"{PARTITIONS - 1}:0")  # one it has is kept for the assignment
+        assigned_everything(consumer)
+        with pytest.raises(messaging.ConfigurationError, match="not assigned"):
+            consumer.seek(f"{PARTITIONS}:0")
