@@ -31,6 +31,8 @@ class Admin:
             raise ConfigurationError(f"partitions must be an int >= 1, got {partitions!r}")
         if isinstance(groups, str):
             raise ConfigurationError("groups must be a list of names, not one string")
+        if not isinstance(groups, Iterable):
+            raise ConfigurationError(f"groups must be a list of names, got {groups!r}")
         names = [checks.check_name("group", group) for group in groups]
         driver = self._client._live_driver()
         with native_errors(driver, f"create {destination!r}"):

@@ -152,6 +152,16 @@ def test_unknown_create_option_is_refused(
         messaging_client.admin.create(messaging_destination, partitions=0)
 
 
+def test_create_refuses_groups_that_are_not_a_list_of_names(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+) -> None:
+    # A lone string would declare a group per letter; None (for "no groups") raised a
+    # bare TypeError from the iteration.
+    for groups in ("billing", None, 7, ["billing", ""]):
+        with pytest.raises(messaging.ConfigurationError, match="group"):
+            messaging_client.admin.create(messaging_destination, groups=groups)  # type: ignore[arg-type]
+
+
 def test_nonsense_receive_arguments_are_refused(
     *, messaging_destination: str, messaging_group: MakeGroup, messaging_consumer: MakeConsumer,
 ) -> None:
