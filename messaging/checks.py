@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from messaging.capabilities import Capabilities
 from messaging.errors import ConfigurationError, MessageTooLarge, UnsupportedFeature
@@ -125,3 +125,15 @@ def check_key(key: str | None) -> str | None:
         # carry it: refused everywhere, so the same code means the same on every backend.
         raise ConfigurationError("key must be a non-empty str, or None for no key")
     return key
+
+
+def check_values(values: object) -> None:
+    """``send_many``'s values are a collection of messages: one str or bytes would be
+    sent as a message per character or byte, a mapping as one per key."""
+    if isinstance(values, str | bytes | bytearray | memoryview | Mapping):
+        raise ConfigurationError(
+            f"send_many takes a list of message values, not one {type(values).__name__} "
+            "(send sends one message)")
+    if not isinstance(values, Iterable):
+        raise ConfigurationError(
+            f"send_many takes a list of message values, got {type(values).__name__}")

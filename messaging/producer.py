@@ -90,6 +90,7 @@ class Producer:
         ``key`` and ``headers`` apply to plain values; a Record carries its own.
         """
         checks.check_name("destination", destination)
+        checks.check_values(values)
         caps = self._client.capabilities_for(destination)
         plain = _PlainValues(self._codec, destination, key, headers, caps)
         outgoing = plain.prepare_all(values, lambda item: self._prepare(

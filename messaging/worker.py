@@ -84,6 +84,14 @@ class Worker:
             raise ConfigurationError(
                 f"handler {getattr(handler, '__name__', handler)!r} is async: run() calls "
                 "handlers in threads; pass a plain function (it may call asyncio.run)")
+        if retry is not None and not isinstance(retry, Retry):
+            raise ConfigurationError(f"retry must be a messaging.Retry or None, got {retry!r}")
+        if stop_event is not None and not all(
+                callable(getattr(stop_event, name, None)) for name in ("is_set", "wait", "set")):
+            # Duck-typed: a multiprocessing.Event (no threading.Event subclass) works too.
+            raise ConfigurationError(
+                f"stop_event must be an event (threading.Event, multiprocessing.Event) or "
+                f"None, got {stop_event!r}")
         self.consumer = consumer
         self.concurrency = concurrency
         self.stop = stop_event or threading.Event()

@@ -727,3 +727,27 @@ def test_closing_the_client_ends_a_running_worker_and_keeps_what_it_did_not_ack(
     with messaging.connect(url) as again, again.consumer("orders") as consumer:
         (message,) = consumer.receive(1, timeout=5)
         assert (message.body, message.attempt) == (b"slow", 2)
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    ({"concurrency": 0}, "concurrency"),
+    ({"handler": None}, "handler"),
+    ({"retry": 5}, "retry"),  # was taken as the policy, and failed at the first retry
+    ({"stop_event": "stop"}, "stop_event"),  # was an AttributeError from the loop
+])
+def test_run_refuses_nonsense_arguments(client: messaging.Client, options: dict[str, Any],
+                                        named: str) -> None:
+    consumer = client.consumer("orders", "billing")
+    arguments: dict[str, Any] = {"handler": print, **options}
+    with pytest.raises(messaging.ConfigurationError, match=named):
+        consumer.run(**arguments)
+
+
+def test_run_takes_a_multiprocessing_event_to_stop(client: messaging.Client) -> None:
+    import multiprocessing
+
+    stop = multiprocessing.Event()
+    stop.set()  # stopped before it starts: returns at once, having handled nothing
+    handled: list[bytes] = []
+    client.consumer("orders", "billing").run(lambda m: handled.append(m.body), stop_event=stop)
+    assert handled == []

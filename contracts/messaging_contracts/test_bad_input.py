@@ -152,6 +152,21 @@ def test_unknown_create_option_is_refused(
         messaging_client.admin.create(messaging_destination, partitions=0)
 
 
+def test_send_many_refuses_one_value_for_many(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer,
+) -> None:
+    # A str or bytes was sent as one message per character or byte, a dict as one per
+    # key, and None raised a bare TypeError.
+    group = messaging_group()
+    messaging_consumer(messaging_destination, group)
+    producer = messaging_client.producer()
+    for values in ("abc", b"abc", {"id": 7}, None):
+        with pytest.raises(messaging.ConfigurationError, match="send_many"):
+            producer.send_many(messaging_destination, values)  # type: ignore[arg-type]
+    assert messaging_client.admin.depth(messaging_destination, group) == 0, "a refused send sent"
+
+
 def test_create_refuses_groups_that_are_not_a_list_of_names(
     *, messaging_client: messaging.Client, messaging_destination: str,
 ) -> None:
