@@ -159,8 +159,16 @@ class Consumer:
     def ack_many(self, messages: Iterable[Message]) -> None:
         """Ack many messages in one driver call (already-acked ones are skipped). When
         it raises, the messages it claimed are pending again, as in ``Message.ack``."""
-        claimed = []
+        if isinstance(messages, Message) or not isinstance(messages, Iterable):
+            raise ConfigurationError(
+                f"ack_many takes a list of messages (message.ack() acks one), got "
+                f"{type(messages).__name__}")
+        claimed: list[Message] = []
         for message in messages:  # Message._claim inlined: this runs for every message
+            if not isinstance(message, Message) or message._consumer is not self:
+                for done in claimed:
+                    done._unclaim(ACKED)
+                raise self._not_ours(message)
             if message._state is PENDING:
                 message._state = ACKED
                 claimed.append(message)
@@ -172,6 +180,17 @@ class Consumer:
             for message in claimed:
                 message._unclaim(ACKED)
             raise
+
+    def _not_ours(self, item: object) -> ConfigurationError:
+        if not isinstance(item, Message):
+            return ConfigurationError(f"ack_many takes messages, got {type(item).__name__}")
+        # Its ack id means something only to the subscription that handed it out: another
+        # consumer's driver would ack the wrong record or none, and the message would
+        # look acked while its own group delivers it again.
+        return ConfigurationError(
+            f"message {item.id} was received by another consumer (of {item.destination!r} "
+            f"as {item._consumer.group!r}); ack it with message.ack() or that consumer's "
+            "ack_many")
 
     def _settle_acks(self, messages: Sequence[Message]) -> None:
         if not messages:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from messaging.codecs import Codec, content_type_of
 from messaging.driver import Delivery, Position
-from messaging.errors import AlreadySettled
+from messaging.errors import AlreadySettled, ConfigurationError
 
 if TYPE_CHECKING:
     from messaging.consumer import Consumer
@@ -125,6 +125,10 @@ class Message:
         ``attempt`` + 1 when ``requeue``; otherwise dead-lettered where the consumer has a
         ``dead_letter`` destination, and dropped where it has none. When it raises, the
         message is pending again, as with ``ack()``."""
+        if requeue is not True and requeue is not False:
+            # requeue=None read as false would drop the message where there is no
+            # dead-letter destination.
+            raise ConfigurationError(f"requeue must be True or False, got {requeue!r}")
         if not requeue:
             if self._claim(Settlement.DEAD_LETTERED):
                 try:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import messaging
+from messaging.message import Settlement
 from messaging_contracts.helpers import (
     MakeConsumer,
     MakeGroup,
@@ -165,6 +166,30 @@ def test_send_many_refuses_one_value_for_many(
         with pytest.raises(messaging.ConfigurationError, match="send_many"):
             producer.send_many(messaging_destination, values)  # type: ignore[arg-type]
     assert messaging_client.admin.depth(messaging_destination, group) == 0, "a refused send sent"
+
+
+def test_settling_refuses_what_is_not_a_message_of_this_consumer(
+    *, messaging_client: messaging.Client, messaging_destination: str,
+    messaging_group: MakeGroup, messaging_consumer: MakeConsumer, messaging_timing: Timing,
+) -> None:
+    # Another consumer's message was "acked" through this one: its ack id meant nothing
+    # (or another record) here, and the message looked acked while its group delivered
+    # it again. ack_many(message) and ack_many(None) raised bare TypeErrors, and
+    # nack(requeue=None) dropped the message as a rejection.
+    destination = messaging_destination
+    mine = messaging_consumer(destination, messaging_group())
+    theirs = messaging_consumer(destination, messaging_group())
+    messaging_client.producer().send(destination, b"mine and theirs")
+    message = receive_one(mine, messaging_timing.deliver)
+    other = receive_one(theirs, messaging_timing.deliver)
+    for wrong in (message, None, [None], [message, other]):
+        with pytest.raises(messaging.ConfigurationError, match=r"ack_many|another consumer"):
+            mine.ack_many(wrong)  # type: ignore[arg-type]
+    with pytest.raises(messaging.ConfigurationError, match="requeue"):
+        message.nack(requeue=None)  # type: ignore[arg-type]
+    assert message.settlement is other.settlement is Settlement.PENDING
+    mine.ack_many([message])
+    theirs.ack_many([other])
 
 
 def test_create_refuses_groups_that_are_not_a_list_of_names(
