@@ -602,8 +602,8 @@ class _Secrets:
 
 @contextlib.contextmanager
 def _library_logging(verbose: bool) -> Iterator[None]:
-    """The library logs retries as warnings; the commands report them themselves, so
-    only errors show unless ``--verbose``."""
+    """The library logs retries as warnings and dead letters as errors; the commands
+    report them themselves, so only other errors show unless ``--verbose``."""
     logger = logging.getLogger("messaging")
     previous = logger.level
     handler: logging.Handler | None = None
@@ -614,12 +614,21 @@ def _library_logging(verbose: bool) -> Iterator[None]:
         logger.setLevel(logging.INFO)
     elif previous == logging.NOTSET:
         logger.setLevel(logging.ERROR)
+    worker = logging.getLogger("messaging.worker")
+    if not verbose:
+        worker.addFilter(_reported_by_the_command)
     try:
         yield
     finally:
         logger.setLevel(previous)
+        worker.removeFilter(_reported_by_the_command)
         if handler is not None:
             logger.removeHandler(handler)
+
+
+def _reported_by_the_command(record: logging.LogRecord) -> bool:
+    """The worker's log of a dead letter, which the demo prints as its own line."""
+    return not hasattr(record, "dead_letter")
 
 
 def _positive_int(text: str) -> int:

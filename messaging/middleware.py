@@ -67,6 +67,15 @@ def retry_or_dead_letter(handler: Handler, policy: Retry, max_delay: float | Non
                       "after %.1f s: %s", message.id, message._consumer.dead_letter, reason,
                       wait, failure)
             _nack_after(message, wait, max_delay, stopping)
+        else:
+            # Processing has failed for good: said once, with the last failure's
+            # traceback (the retries before it are warnings without one).
+            # ``dead_letter`` on the record: for a caller that reports letters itself.
+            destination = message._consumer.dead_letter
+            log.error("message %s dead-lettered to %r after %d attempt(s) (%s)%s",
+                      message.id, destination, message.attempt, reason,
+                      f": {error!r}" if error is not None else "", exc_info=error,
+                      extra={"dead_letter": destination})
 
     def guarded(message: Message) -> object:
         if message.attempt > policy.max_attempts:
@@ -95,7 +104,8 @@ def _redeliver_later(message: Message, policy: Retry, max_delay: float | None,
     if policy.exhausted(message.attempt):
         # No dead-letter destination: keep the message rather than lose it.
         log.error("message %s failed %d attempts and has no dead_letter destination; "
-                  "redelivering after %.1f s: %r", message.id, message.attempt, wait, error)
+                  "redelivering after %.1f s: %r", message.id, message.attempt, wait, error,
+                  exc_info=error)
     else:
         log.warning("message %s attempt %d failed, retry in %.1f s: %r",
                     message.id, message.attempt, wait, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -81,7 +82,8 @@ def test_one_key_in_order_different_keys_in_parallel(client: messaging.Client) -
     assert order == {f"k{r}": [i for i in range(30) if i % 3 == r] for r in range(3)}
 
 
-def test_retries_then_dead_letter_with_error_recorded(client: messaging.Client) -> None:
+def test_retries_then_dead_letter_with_error_recorded(
+        client: messaging.Client, caplog: pytest.LogCaptureFixture) -> None:
     client.admin.create("orders.dlq", groups=["ops"])
     client.admin.create("orders", groups=["default", "g"])
     client.producer().send("orders", {"id": 13})
@@ -104,6 +106,16 @@ def test_retries_then_dead_letter_with_error_recorded(client: messaging.Client) 
     assert letter.headers["x-dead-letter-reason"] == "max_attempts"
     assert letter.headers["x-dead-letter-error"] == "ValueError: poison order"
     assert letter.headers["x-attempts"] == "3"
+    # Retries are warnings; the move to the dead-letter destination is an error that
+    # carries the last failure's traceback (it was not logged at all).
+    logged = [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records
+              if r.name == "messaging.worker"]
+    assert [level for level, _, _ in logged] == [logging.WARNING, logging.WARNING,
+                                                 logging.ERROR]
+    _, text, exc_info = logged[-1]
+    assert "dead-lettered to 'orders.dlq' after 3 attempt(s) (max_attempts)" in text
+    assert exc_info is not None
+    assert isinstance(exc_info[1], ValueError)
 
 
 def test_a_dead_letter_that_cannot_be_written_comes_back_until_it_can(
