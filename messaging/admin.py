@@ -19,6 +19,9 @@ class Admin:
     def __init__(self, client: Client) -> None:
         self._client = client
 
+    def __repr__(self) -> str:
+        return f"<Admin {self._client.url.redacted}>"
+
     def create(self, destination: str, partitions: int = 1, groups: Iterable[str] = (),
                **options: object) -> None:
         """Create ``destination`` and declare ``groups`` (which then receive every message

@@ -115,6 +115,9 @@ class Producer:
     def close(self) -> None:
         """Nothing to release: the connection belongs to the client."""
 
+    def __repr__(self) -> str:
+        return f"<Producer {self._client.url.redacted}>"
+
     def __enter__(self) -> Producer:
         return self
 

@@ -137,6 +137,9 @@ def test_repr_and_errors_never_show_the_password() -> None:
     assert "hunter2" not in str(caught.value)
     with messaging.connect("memory://") as client:
         assert "memory://" in repr(client)
+        # All four show their backend, through the URL's redacted form.
+        assert repr(client.producer()) == "<Producer memory://>"
+        assert repr(client.admin) == "<Admin memory://>"
 
 
 def _reject_and_read_the_letter(client: messaging.Client) -> messaging.Message:
