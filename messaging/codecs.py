@@ -102,7 +102,11 @@ class DefaultCodec:
         if isinstance(value, bytes | bytearray | memoryview):
             return bytes(value), BYTES_TYPE
         if isinstance(value, str):
-            return value.encode("utf-8"), TEXT_TYPE
+            try:
+                return value.encode("utf-8"), TEXT_TYPE
+            except UnicodeEncodeError as error:  # lone surrogates: no UTF-8 text has them
+                raise SerializationError(
+                    f"cannot encode a str as UTF-8: {error}; send bytes for binary data") from error
         try:
             text = json.dumps(value, default=_jsonable, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as error:

@@ -51,7 +51,8 @@ def test_encode_round_trips(value: object, body: bytes, content_type: str) -> No
     assert decoded == expected
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, {"raw": b"x"}, float("nan")])
+@pytest.mark.parametrize("value", [object(), {1, 2}, {"raw": b"x"}, float("nan"),
+                                   "\udcff lone surrogate"])  # was a bare UnicodeEncodeError
 def test_unserialisable_values_raise_serialization_error(value: object) -> None:
     with pytest.raises(SerializationError):
         DefaultCodec().encode(value)
