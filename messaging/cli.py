@@ -237,7 +237,7 @@ def _value_chunks(values: list[str], stdin: TextIO) -> Iterator[list[str]]:
         return
     interactive = stdin.isatty()
     chunk: list[str] = []
-    for line in stdin:
+    for line in _lines(stdin):
         text = line.rstrip("\r\n")
         if not text:
             continue
@@ -249,8 +249,25 @@ def _value_chunks(values: list[str], stdin: TextIO) -> Iterator[list[str]]:
         yield chunk
 
 
+def _lines(stdin: TextIO) -> Iterator[str]:
+    """stdin's lines, read as bytes so that input that is not UTF-8 is no error: its
+    bytes are kept as surrogates (as the arguments' are), and sent as they came."""
+    raw = getattr(stdin, "buffer", None)
+    if raw is None:
+        yield from stdin
+        return
+    for line in raw:
+        yield line.decode("utf-8", "surrogateescape")
+
+
 def _parse_value(text: str, number: int, as_json: bool) -> object:
     if not as_json:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 (binary input), kept as surrogates: sent as the
+            # bytes they were, not refused as text.
+            return text.encode("utf-8", "surrogateescape")
         return text
     try:
         return json.loads(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -190,6 +191,21 @@ def test_send_reads_stdin_lines_and_consume_prints_text(
     assert "attempt=1" in lines[0]
     assert lines[0].endswith("value=first line")
     assert lines[1].endswith("value=second line")
+
+
+def test_send_takes_stdin_that_is_not_utf8_as_bytes(
+        sqlite_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Binary input crashed send with a UnicodeEncodeError traceback (or, under a UTF-8
+    # locale, a UnicodeDecodeError reading stdin). Such a line is sent as its bytes.
+    _consume_json(sqlite_url, "--timeout", "0", capsys=capsys)
+    stdin = io.TextIOWrapper(io.BytesIO(b"\x00\xff binary\ntext\n"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert cli.main(["send", sqlite_url, "orders"]) == 0
+    assert len(capsys.readouterr().out.split()) == 2  # the ids sent
+    got = _consume_json(sqlite_url, "--timeout", "0.5", capsys=capsys)
+    assert [base64.b64decode(m["body_base64"]) if "body_base64" in m else m["value"]
+            for m in got] == [b"\x00\xff binary", "text"]
 
 
 def test_send_count_generates_messages_and_from_beginning_replays(
