@@ -80,17 +80,13 @@ def gather(url: str | None, config: str | os.PathLike[str] | None, kwargs: Mappi
     return Settings(chosen, options, frozenset(text))
 
 
-_PLAIN_SCHEME = {"amqps": "amqp", "rediss": "redis"}
-"""TLS schemes, whose URLs also read the table of the plain scheme."""
-
-
 def _file_options(values: Mapping[str, object], url: str,
                   path: str | os.PathLike[str] | None) -> dict[str, object]:
     """The file's options for ``url``: its top-level keys, then the table of the URL's
     scheme. The tables of other schemes (any registered adapter's) are left out."""
     schemes = set(registry.known_schemes())
     scheme = url.partition("://")[0].lower()
-    tables = [name for name in (_PLAIN_SCHEME.get(scheme), scheme) if name]
+    tables = [name for name in (registry.plain_scheme(scheme), scheme) if name]
     options: dict[str, object] = {}
     own: dict[str, object] = {}
     for name, value in values.items():

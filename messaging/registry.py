@@ -36,6 +36,17 @@ def known_schemes() -> list[str]:
     return sorted(_entry_points())
 
 
+def plain_scheme(scheme: str) -> str | None:
+    """The scheme whose TLS form ``scheme`` is (``amqps`` -> ``amqp``): the same adapter
+    registered under the name without the trailing ``s``; None for any other scheme."""
+    points = _entry_points()
+    stem = scheme[:-1]
+    if (scheme.endswith("s") and stem in points and scheme in points
+            and points[stem].value == points[scheme].value):
+        return stem
+    return None
+
+
 def driver_class(scheme: str) -> type[Driver]:
     """The driver class for ``scheme``; ConfigurationError for an unknown one."""
     entry = _entry_points().get(scheme)
