@@ -449,15 +449,16 @@ class KafkaSubscription(Subscription):
     # -- seeking ------------------------------------------------------------------------
     def seek(self, target: SeekTarget) -> None:
         self._check_open()
-        position = isinstance(target, str) and target not in ("beginning", "end")
-        if position:
-            _wire.parse_position(str(target), self.topic)  # refuse a malformed one at once
+        # A malformed position is refused at once, before waiting for the consumer.
+        position = (_wire.parse_position(target, self.topic)
+                    if isinstance(target, str) and target not in ("beginning", "end")
+                    else None)
         with self._using_consumer() as consumer:
             with self._state:
                 assigned = sorted(self._parts)
             if not assigned:
-                if position:
-                    self._check_partition(_wire.parse_position(str(target), self.topic)[0])
+                if position is not None:
+                    self._check_partition(position[0])
                 # Assignments arrive only through the consumer, whose gate this holds.
                 # "end" is the end now: what is sent once seek returns must be read,
                 # however late the first assignment comes. The other targets name
