@@ -229,19 +229,19 @@ def _unheard(client: messaging.Client, destination: str) -> str | None:
             f"groups=[NAME]))")
 
 
-def _value_chunks(values: list[str], stdin: TextIO) -> Iterator[list[str]]:
+def _value_chunks(values: list[str], stdin: TextIO) -> Iterator[list[str | bytes]]:
     """The command-line values as one chunk, or stdin lines: one at a time from a
-    terminal (each is sent as it is typed), in chunks from a pipe."""
+    terminal (each is sent as it is typed), in chunks from a pipe. A value that is not
+    UTF-8 (binary input) is its bytes, sent as they came rather than refused as text."""
     if values:
-        yield values
+        yield [_argument(value) for value in values]
         return
     interactive = stdin.isatty()
-    chunk: list[str] = []
+    chunk: list[str | bytes] = []
     for line in _lines(stdin):
-        text = line.rstrip("\r\n")
-        if not text:
+        if not line:
             continue
-        chunk.append(text)
+        chunk.append(line)
         if interactive or len(chunk) >= _SEND_CHUNK:
             yield chunk
             chunk = []
@@ -249,28 +249,36 @@ def _value_chunks(values: list[str], stdin: TextIO) -> Iterator[list[str]]:
         yield chunk
 
 
-def _lines(stdin: TextIO) -> Iterator[str]:
-    """stdin's lines, read as bytes so that input that is not UTF-8 is no error: its
-    bytes are kept as surrogates (as the arguments' are), and sent as they came."""
+def _argument(value: str) -> str | bytes:
+    """Python hands over argument bytes that are not UTF-8 as surrogates: those bytes."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
+    return value
+
+
+def _lines(stdin: TextIO) -> Iterator[str | bytes]:
+    """stdin's lines without their line ends, read as bytes where stdin has them, so that
+    input that is not UTF-8 is no error: such a line is its bytes."""
     raw = getattr(stdin, "buffer", None)
     if raw is None:
-        yield from stdin
+        for text in stdin:
+            yield text.rstrip("\r\n")
         return
     for line in raw:
-        yield line.decode("utf-8", "surrogateescape")
-
-
-def _parse_value(text: str, number: int, as_json: bool) -> object:
-    if not as_json:
+        data = line.rstrip(b"\r\n")
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # Bytes that are not UTF-8 (binary input), kept as surrogates: sent as the
-            # bytes they were, not refused as text.
-            return text.encode("utf-8", "surrogateescape")
-        return text
+            yield data.decode("utf-8")
+        except UnicodeDecodeError:
+            yield data
+
+
+def _parse_value(value: str | bytes, number: int, as_json: bool) -> object:
+    if not as_json:
+        return value
     try:
-        return json.loads(text)
+        return json.loads(value)
     except ValueError as error:
         raise messaging.SerializationError(f"value {number} is not JSON: {error}") from error
 
