@@ -210,45 +210,37 @@ def test_the_delay_header_is_the_adapters_own(kafka_client: messaging.Client,
 
 
 def test_a_consumer_property_that_fits_the_members_fits_the_admin_too(
-        kafka_url: str) -> None:
+        kafka_url: str, topic: str) -> None:
     """``kafka_config`` goes to every client. The admin reads and writes group offsets
     through a consumer of the group that never joins it; given the members' short
     ``max.poll.interval.ms`` without their ``session.timeout.ms``, librdkafka refused to
     make it, so ``create(groups=...)`` and ``depth`` raised ConfigurationError for a
     configuration the members run with."""
-    name = f"poll-{uuid.uuid4().hex[:8]}"
     with messaging.connect(kafka_url, session_timeout=6.0,
                            kafka_config={"max.poll.interval.ms": 8000}) as client:
-        client.admin.create(name, groups=["g"])
-        try:
-            client.producer().send(name, b"one")
-            assert client.admin.depth(name, "g") == 1
-            consumer = client.consumer(name, "g")
-            (message,) = consumer.receive(max_messages=1, timeout=WAIT)
-            message.ack()
-            assert client.admin.depth(name, "g") == 0
-            consumer.close()
-        finally:
-            client.admin.delete(name)
+        client.admin.create(topic, groups=["g"])
+        client.producer().send(topic, b"one")
+        assert client.admin.depth(topic, "g") == 1
+        consumer = client.consumer(topic, "g")
+        (message,) = consumer.receive(max_messages=1, timeout=WAIT)
+        message.ack()
+        assert client.admin.depth(topic, "g") == 0
+        consumer.close()
 
 
 def test_properties_of_one_client_kind_are_not_warned_about_by_the_others(
-        kafka_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        kafka_url: str, topic: str, caplog: pytest.LogCaptureFixture) -> None:
     """A consumer property in ``kafka_config`` (and a producer one) is expected to be
     ignored by the clients of the other kind, which librdkafka warned about on every
     connect; it still says so at DEBUG."""
-    name = f"kinds-{uuid.uuid4().hex[:8]}"
     config = {"fetch.wait.max.ms": 100, "batch.num.messages": 5000}
     with caplog.at_level(logging.WARNING, logger="messaging.kafka"), messaging.connect(
             kafka_url, kafka_config=config) as client:
-        client.admin.create(name, groups=["g"])
-        try:
-            client.producer().send(name, b"one")
-            consumer = client.consumer(name, "g")
-            assert len(consumer.receive(max_messages=1, timeout=WAIT)) == 1
-            consumer.close()
-        finally:
-            client.admin.delete(name)
+        client.admin.create(topic, groups=["g"])
+        client.producer().send(topic, b"one")
+        consumer = client.consumer(topic, "g")
+        assert len(consumer.receive(max_messages=1, timeout=WAIT)) == 1
+        consumer.close()
     assert not [r.getMessage() for r in caplog.records if "will be ignored" in r.getMessage()]
     with caplog.at_level(logging.DEBUG, logger="messaging.kafka"), messaging.connect(
             kafka_url, kafka_config=config):
